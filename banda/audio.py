@@ -1,0 +1,151 @@
+"""banda's one audio I/O layer: soundfile for reading and writing, torchaudio for resampling.
+
+Audio arrays are ``float32`` of shape ``(channels, time)`` everywhere in banda.
+Every failure raises :class:`~banda.errors.AudioError` with a message that names the file.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioError
+from .fileio import atomic_path
+
+PathLike = Union[str, os.PathLike]
+
+FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+BIT_DEPTH_SUBTYPES = {
+    "wav": {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"},
+    "flac": {16: "PCM_16", 24: "PCM_24"},
+    "mp3": {16: "MPEG_LAYER_III", 24: "MPEG_LAYER_III", 32: "MPEG_LAYER_III"},
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: PathLike) -> AudioInfo:
+    """Header facts of an audio file, without reading its samples."""
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/OSError
+        raise AudioError(f"{path}: cannot read audio header ({_short(e)})") from None
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def read_audio(
+    path: PathLike,
+    *,
+    start: int = 0,
+    frames: int = -1,
+    sample_rate: Optional[int] = None,
+    channels: Optional[int] = None,
+    allow_multichannel: bool = False,
+    allow_empty: bool = False,
+) -> Tuple[np.ndarray, int]:
+    """Read ``frames`` samples from ``start`` (in the file's own rate) as ``(channels, time)``.
+
+    Args:
+        sample_rate: resample to this rate if the file differs (``None`` keeps the file's rate).
+        channels: 1 or 2 to convert mono <-> stereo; other channel counts are refused
+            unless ``allow_multichannel``.
+    Returns:
+        ``(audio, rate)``: float32 array ``(channels, time)`` and its sample rate.
+    """
+    try:
+        with sf.SoundFile(str(path)) as f:
+            file_rate = f.samplerate
+            if start:
+                f.seek(start)
+            data = f.read(frames, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except Exception as e:
+        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+    audio = np.ascontiguousarray(data.T)
+    if audio.shape[1] == 0 and not allow_empty:
+        raise AudioError(f"{path}: audio is empty" + (f" from sample {start}" if start else ""))
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    if audio.shape[0] > 2 and not allow_multichannel and channels is None:
+        raise AudioError(f"{path}: {audio.shape[0]} channels; banda handles mono or stereo (convert it first)")
+    if channels is not None:
+        audio = convert_channels(audio, channels, name=str(path), allow_downmix=allow_multichannel)
+    if sample_rate is not None and sample_rate != file_rate:
+        audio = resample(audio, file_rate, sample_rate)
+        file_rate = sample_rate
+    return audio, file_rate
+
+
+def convert_channels(audio: np.ndarray, channels: int, name: str = "audio", allow_downmix: bool = False) -> np.ndarray:
+    """Mono -> stereo by duplication, stereo -> mono by averaging; ``(channels, time)``."""
+    have = audio.shape[0]
+    if have == channels:
+        return audio
+    if have == 1:
+        return np.repeat(audio, channels, axis=0)
+    if channels == 1 and (have == 2 or allow_downmix):
+        return audio.mean(axis=0, keepdims=True)
+    raise AudioError(f"{name}: cannot convert {have} channels to {channels}")
+
+
+def resample(audio, orig_rate: int, new_rate: int):
+    """Band-limited resampling along the last axis (numpy or torch in, same type out)."""
+    if orig_rate == new_rate:
+        return audio
+    import torch
+    import torchaudio.functional as AF
+
+    is_numpy = isinstance(audio, np.ndarray)
+    tensor = torch.from_numpy(audio) if is_numpy else audio
+    out = AF.resample(tensor, int(orig_rate), int(new_rate))
+    return out.numpy() if is_numpy else out
+
+
+def write_audio(
+    path: PathLike,
+    audio,
+    sample_rate: int,
+    *,
+    bit_depth: int = 16,
+    format: Optional[str] = None,
+) -> Path:
+    """Write ``(channels, time)`` audio atomically. Format from ``format`` or the extension.
+
+    ``bit_depth`` 16 or 24 writes integer PCM, 32 writes float (wav only); samples outside
+    [-1, 1] are clipped by integer formats, so decide about clipping before calling.
+    """
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise AudioError(f"{path}: unsupported output format {fmt!r} (choose one of {', '.join(FORMATS)})")
+    subtypes = BIT_DEPTH_SUBTYPES[fmt]
+    if bit_depth not in subtypes:
+        raise AudioError(f"{path}: bit depth {bit_depth} not possible for {fmt} (choose {sorted(subtypes)})")
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2:
+        raise AudioError(f"{path}: expected (channels, time) audio, got shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: refusing to write NaN or infinite samples")
+    with atomic_path(path, suffix="." + fmt) as tmp:
+        sf.write(str(tmp), audio.T, int(sample_rate), subtype=subtypes[bit_depth], format=FORMATS[fmt])
+    return path
+
+
+def _short(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -1,0 +1,1 @@
+"""Command-line entry points (``banda-train``, ``banda-separate``, ``banda-evaluate``, ...)."""

@@ -1,0 +1,121 @@
+"""banda-separate: separate songs into stems with a trained model.
+
+    banda-separate -m exp/bandit song.wav other_song.flac -o separated
+    banda-separate -m model_pack.pth 'music/*.mp3' --stems vocals --format flac --bit-depth 24
+    banda-separate -m exp/bandit --scp data/test/mix.scp -o exp/bandit/separated/test
+
+Inputs are files, folders (searched recursively for audio) or globs. Each track is written
+to ``OUT/{track}/{stem}.{ext}`` (``--filename`` changes the pattern; a track is named after
+its file, or after its folder when the file is called ``mixture``). Long files are read and
+written in segments, so memory does not grow with their length; outputs keep the input's
+sample rate, channel count and exact length.
+"""
+import argparse
+import glob
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from ..cli import parse_args_with_config, run_main, setup_logging
+from ..errors import BandaError
+
+log = logging.getLogger("banda.separate")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="banda-separate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="*", help="audio files, folders or glob patterns")
+    p.add_argument("-m", "--model", required=True, help="experiment directory or packed model archive (.pth)")
+    p.add_argument("--scp", help="read '<track> <path>' lines from this file (e.g. a data dir's mix.scp) instead of inputs")
+    p.add_argument("-o", "--out", default="separated", help="output folder (default: separated)")
+    p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path pattern under --out; fields {track}, {stem}, {ext}")
+    p.add_argument("--stems", help="comma-separated stems to write (default: all the model's stems)")
+    p.add_argument("--format", default="wav", choices=["wav", "flac", "mp3"], help="output format (default wav)")
+    p.add_argument("--bit-depth", type=int, default=16, choices=[16, 24, 32], help="16/24-bit integer or 32-bit float (wav only)")
+    p.add_argument("--clip", default="clamp", choices=["clamp", "none"],
+                   help="integer formats: clamp samples outside [-1, 1] (counted and reported) or write as is")
+    p.add_argument("--segment", type=float, default=6.0, help="segment length in seconds (default 6)")
+    p.add_argument("--overlap", type=float, default=0.25, help="overlap between segments, fraction in [0, 1) (default 0.25)")
+    p.add_argument("--batch-size", type=int, default=1, help="segments per forward pass")
+    p.add_argument("-d", "--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p
+
+
+def collect_inputs(inputs: List[str], scp: Optional[str]) -> List[Tuple[str, Path]]:
+    """``(track, path)`` pairs from files, folders, globs or an scp file; duplicate track names are errors."""
+    pairs: List[Tuple[str, Path]] = []
+    if scp:
+        from ..datadir import read_scp
+
+        pairs.extend((k, Path(v)) for k, v in read_scp(scp).items())
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            if not files:
+                raise BandaError(f"{path}: folder contains no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+        elif path.is_file():
+            files = [path]
+        else:
+            files = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+            if not files:
+                raise BandaError(f"{item}: no such file, folder or matching glob")
+        for f in files:
+            pairs.append((f.parent.name if f.stem == "mixture" else f.stem, f))
+    if not pairs:
+        raise BandaError("no inputs: give audio files, folders or globs, or --scp")
+    seen: Dict[str, Path] = {}
+    for track, f in pairs:
+        if track in seen:
+            raise BandaError(f"{f}: track name {track!r} also used by {seen[track]}; separate them in two calls or rename")
+        seen[track] = f
+    return pairs
+
+
+def _main(argv: Optional[List[str]]) -> int:
+    import torch
+
+    from ..inference import Separator
+    from ..models import load_model
+
+    args = parse_args_with_config(build_parser(), argv)
+    setup_logging()
+    if not 0 <= args.overlap < 1:
+        raise BandaError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if args.segment <= 0:
+        raise BandaError(f"--segment must be positive, got {args.segment}")
+    if args.format != "wav" and args.bit_depth == 32:
+        raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {args.format}")
+    pairs = collect_inputs(args.inputs, args.scp)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BandaError("--device cuda asked for, but no CUDA device is available")
+    model = load_model(args.model)
+    separator = Separator(model, device=device, segment=args.segment, overlap=args.overlap,
+                          batch_size=args.batch_size, progress=not args.no_progress)
+    stems = args.stems.split(",") if args.stems else separator.stems
+    separator._stem_index(stems)  # fail fast on a wrong stem name
+    out = Path(args.out)
+    from tqdm import tqdm
+
+    for track, path in tqdm(pairs, desc="tracks", unit="track", disable=args.no_progress or len(pairs) == 1, dynamic_ncols=True):
+        outputs = {s: out / args.filename.format(track=track, stem=s, ext=args.format) for s in stems}
+        t0 = time.time()
+        clipped = separator.separate_file(path, outputs, fmt=args.format, bit_depth=args.bit_depth, clip=args.clip)
+        log.info("%s -> %s (%.1f s)", path, out / args.filename.format(track=track, stem="*", ext=args.format), time.time() - t0)
+        for stem, n in clipped.items():
+            if n:
+                log.warning("%s: %d samples of %s were outside [-1, 1] and clamped (use --bit-depth 32 to keep them)", track, n, stem)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(_main, argv, prog="banda-separate")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

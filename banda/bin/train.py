@@ -1,0 +1,56 @@
+"""banda-train: train a separator from a YAML config plus command-line overrides.
+
+    banda-train --config conf/train.yaml --exp_dir exp/bandit --train.max_epochs 20
+    banda-train --config conf/train.yaml --print_config
+
+Any config key can be overridden as ``--section.key value`` (the value is parsed as YAML);
+an unknown key is an error naming it. A ``checkpoint.pth`` in the exp dir is resumed
+unless ``--resume false``; ``--init_param`` loads weights for fine-tuning a fresh run.
+Start several processes with ``torchrun --nproc_per_node N -m banda.bin.train ...``.
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+from ..cli import run_main, setup_logging
+from ..config import dump_yaml, resolve
+from ..errors import ConfigError
+
+
+def _bool(value: str) -> bool:
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError("expected true or false")
+    return value == "true"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="banda-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML config (keys as in --print_config)")
+    p.add_argument("--exp_dir", help="experiment directory (required unless --print_config)")
+    p.add_argument("--init_param", help="weights to start a fresh run from (model archive, exp dir or state dict)")
+    p.add_argument("--resume", type=_bool, default=True, help="continue exp_dir/checkpoint.pth if present (default true)")
+    p.add_argument("--print_config", action="store_true", help="print the fully resolved config and exit")
+    return p
+
+
+def _main(argv: Optional[List[str]]) -> int:
+    from ..train import TRAIN_DEFAULTS, Trainer, complete_config
+
+    args, overrides = build_parser().parse_known_args(argv)
+    cfg = complete_config(resolve(TRAIN_DEFAULTS, args.config, overrides))
+    if args.print_config:
+        sys.stdout.write(dump_yaml(cfg))
+        return 0
+    if not args.exp_dir:
+        raise ConfigError("--exp_dir is required")
+    setup_logging()
+    Trainer(cfg, args.exp_dir, init_param=args.init_param, resume=args.resume).fit()
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(_main, argv, prog="banda-train")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Shared plumbing for the entry points in :mod:`banda.bin`."""
+import logging
+import sys
+from typing import Callable, List, Optional
+
+from .errors import BandaError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, force=True)
+
+
+def run_main(fn: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = None, prog: str = "banda") -> int:
+    """Run an entry point; a :class:`BandaError` becomes one stderr line and exit code 2."""
+    try:
+        return fn(argv) or 0
+    except BandaError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def parse_args_with_config(parser, argv: Optional[List[str]] = None):
+    """argparse with ``--config x.yaml`` (keys = option names) and ``--print_config``.
+
+    Precedence: parser defaults < YAML < command line. An unknown YAML key is a
+    :class:`~banda.errors.ConfigError` naming it. With ``--print_config`` the resolved
+    options are printed as YAML and the program exits 0.
+    """
+    import argparse
+
+    from .config import dump_yaml, load_yaml
+    from .errors import ConfigError
+
+    parser.add_argument("--config", help="YAML file of option values (keys as in --print_config)")
+    parser.add_argument("--print_config", action="store_true", help="print the resolved options as YAML and exit")
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if known.config:
+        values = load_yaml(known.config)
+        dests = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "print_config")}
+        for key, value in values.items():
+            dest = key.replace("-", "_")
+            if dest not in dests:
+                raise ConfigError(f"{known.config}: unknown config key '{key}' (known: {', '.join(sorted(dests))})")
+            if dests[dest].required:
+                dests[dest].required = False
+            parser.set_defaults(**{dest: value})
+    args = parser.parse_args(argv)
+    if args.print_config:
+        shown = {k: v for k, v in vars(args).items() if k not in ("config", "print_config")}
+        sys.stdout.write(dump_yaml(shown))
+        raise SystemExit(0)
+    return args

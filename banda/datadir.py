@@ -1,0 +1,302 @@
+"""Kaldi-style data directories.
+
+A data dir ``data/<set>/`` holds, each sorted by id under ``LC_ALL=C`` (byte order):
+
+- ``mix.scp``: ``<id> <path of the mixture>``
+- ``<stem>.scp``: ``<id> <path of that stem>`` for every stem (``vocals.scp``, ...)
+- ``utt2num_samples``: ``<id> <number of samples per channel>``
+
+Ids contain no whitespace; a path is the rest of the line, so it may contain spaces.
+Relative paths are relative to the directory the tools run in (the recipe directory).
+Every stem file of an id has the mixture's sample rate and length (``utt2num_samples``).
+Other ``utt2*`` files (``utt2dur``, ...) are optional; when present they are id tables too:
+sorted, with the same ids, and carried along by subset, split and combine.
+
+:func:`validate_data_dir`, :func:`subset_data_dir`, :func:`split_data_dir` and
+:func:`combine_data_dirs` back the ``utils/*_data_dir.sh`` tools
+(``python -m banda.bin.data_dir``).
+"""
+import logging
+import os
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+from .errors import DataError
+from .fileio import write_text
+
+PathLike = Union[str, os.PathLike]
+MIX = "mix"
+NUM_SAMPLES = "utt2num_samples"
+
+logger = logging.getLogger(__name__)
+
+
+def read_scp(path: PathLike) -> Dict[str, str]:
+    """Read ``<id> <value>`` lines into an ordered dict; duplicate or malformed ids are errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    table: Dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            raise DataError(f"{path}:{lineno}: expected '<id> <value>', got {line!r}")
+        key, value = parts[0], parts[1].strip()
+        if key in table:
+            raise DataError(f"{path}:{lineno}: duplicate id {key!r}")
+        table[key] = value
+    return table
+
+
+def write_scp(path: PathLike, table: Dict[str, object]) -> None:
+    """Write ``<id> <value>`` lines sorted by id in byte order (``LC_ALL=C sort``), atomically."""
+    for key in table:
+        if not key or any(c.isspace() for c in key):
+            raise DataError(f"{path}: id {key!r} is empty or contains whitespace")
+    lines = [f"{k} {table[k]}\n" for k in sorted(table, key=lambda k: k.encode())]
+    write_text(path, "".join(lines))
+
+
+def stem_names(data_dir: PathLike) -> List[str]:
+    """The stems of a data dir: every ``<stem>.scp`` except ``mix.scp``, sorted."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: data directory does not exist")
+    return sorted(p.stem for p in data_dir.glob("*.scp") if p.stem != MIX)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def _table_files(data_dir: Path) -> List[str]:
+    """Names of the id-keyed files of a data dir: mix.scp, the stems, utt2num_samples, utt2*."""
+    names = [f"{MIX}.scp"] + [f"{stem}.scp" for stem in stem_names(data_dir)] + [NUM_SAMPLES]
+    extra = sorted(p.name for p in data_dir.glob("utt2*") if p.is_file() and p.name != NUM_SAMPLES)
+    return names + extra
+
+
+def _check_sorted(path: Path, table: Dict[str, str]) -> None:
+    prev: Optional[str] = None
+    for key in table:
+        if prev is not None and key.encode() <= prev.encode():
+            raise DataError(
+                f"{path}: not sorted in LC_ALL=C byte order: id {key!r} comes after {prev!r} "
+                f"(fix: LC_ALL=C sort -o {path} {path})"
+            )
+        prev = key
+
+
+def _read_tables(data_dir: PathLike) -> Dict[str, Dict[str, str]]:
+    """Read and structurally check every id table: file name -> {id: value}.
+
+    Checks that the required files exist, each is sorted with unique ids, all have the ids of
+    ``mix.scp``, there is at least one stem and ``utt2num_samples`` holds positive integers.
+    """
+    data_dir = Path(data_dir)
+    stems = stem_names(data_dir)  # raises if the directory is missing
+    for name in (f"{MIX}.scp", NUM_SAMPLES):
+        if not (data_dir / name).is_file():
+            raise DataError(f"{data_dir / name}: no such file (required in a data dir)")
+    if not stems:
+        raise DataError(f"{data_dir}: no stem file (<stem>.scp besides {MIX}.scp); a data dir needs at least one stem")
+    tables: Dict[str, Dict[str, str]] = {}
+    for name in _table_files(data_dir):
+        path = data_dir / name
+        table = read_scp(path)
+        _check_sorted(path, table)
+        tables[name] = table
+    mix_path = data_dir / f"{MIX}.scp"
+    mix = tables[f"{MIX}.scp"]
+    if not mix:
+        raise DataError(f"{mix_path}: no entries")
+    for name, table in tables.items():
+        if table.keys() == mix.keys():
+            continue
+        missing = [k for k in mix if k not in table]
+        if missing:
+            raise DataError(f"{data_dir / name}: id {missing[0]!r} of {mix_path} is missing")
+        extra = next(k for k in table if k not in mix)
+        raise DataError(f"{data_dir / name}: id {extra!r} is not in {mix_path}")
+    for key, value in tables[NUM_SAMPLES].items():
+        if not (value.isascii() and value.isdigit() and int(value) > 0):
+            raise DataError(f"{data_dir / NUM_SAMPLES}: id {key!r}: expected a positive number of samples, got {value!r}")
+    return tables
+
+
+def validate_data_dir(data_dir: PathLike, check_audio: bool = True) -> List[str]:
+    """Check a data dir; raise :class:`DataError` naming the file and id of the first problem.
+
+    Checks, in this order: ``mix.scp``, ``utt2num_samples`` and at least one ``<stem>.scp``
+    exist; every id table is sorted in ``LC_ALL=C`` byte order with unique ids; all tables
+    have the same ids; ``utt2num_samples`` holds positive integers; every audio file exists;
+    and with ``check_audio``, every mixture has ``utt2num_samples`` samples and every stem has
+    the mixture's sample rate and length (read from the headers only).
+
+    Returns:
+        Warnings that do not make the data dir unusable (a stem whose channel count differs
+        from its mixture's); empty for a clean data dir.
+    """
+    data_dir = Path(data_dir)
+    tables = _read_tables(data_dir)
+    scps = [name for name in tables if name.endswith(".scp")]  # mix.scp first, then the stems
+    for name in scps:
+        for key, value in tables[name].items():
+            if not Path(value).is_file():
+                raise DataError(f"{data_dir / name}: id {key!r}: no such file {value}")
+    warnings: List[str] = []
+    if not check_audio:
+        return warnings
+    from .audio import audio_info  # soundfile only when audio is checked
+    from .errors import AudioError
+
+    def info(name: str, key: str):
+        try:
+            return audio_info(tables[name][key])
+        except AudioError as e:
+            raise DataError(f"{data_dir / name}: id {key!r}: {e}") from None
+
+    mix_name = f"{MIX}.scp"
+    for key, num_samples in tables[NUM_SAMPLES].items():
+        mix = info(mix_name, key)
+        if mix.frames != int(num_samples):
+            raise DataError(
+                f"{data_dir / mix_name}: id {key!r}: {tables[mix_name][key]} has {mix.frames} samples "
+                f"but {NUM_SAMPLES} says {num_samples}"
+            )
+        for name in scps[1:]:
+            stem = info(name, key)
+            path = tables[name][key]
+            if stem.sample_rate != mix.sample_rate:
+                raise DataError(
+                    f"{data_dir / name}: id {key!r}: {path} has sample rate {stem.sample_rate}, "
+                    f"the mixture has {mix.sample_rate}"
+                )
+            if stem.frames != mix.frames:
+                raise DataError(
+                    f"{data_dir / name}: id {key!r}: {path} has {stem.frames} samples, the mixture has {mix.frames}"
+                )
+            if stem.channels != mix.channels:
+                warnings.append(
+                    f"{data_dir / name}: id {key!r}: {path} has {stem.channels} channels, the mixture has {mix.channels}"
+                )
+    return warnings
+
+
+# --- subset, split, combine ---------------------------------------------------------------
+
+
+def _write_tables(dst: Path, tables: Dict[str, Dict[str, str]], ids: Sequence[str]) -> None:
+    """Write the rows ``ids`` of every table to ``dst``; drop id files of an earlier run there."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        write_scp(dst / name, {key: table[key] for key in ids})
+    for path in list(dst.glob("*.scp")) + list(dst.glob("utt2*")):
+        if path.is_file() and path.name not in tables:
+            path.unlink()
+
+
+def _check_distinct(dst: Path, srcs: Iterable[PathLike]) -> None:
+    for src in srcs:
+        if dst.resolve() == Path(src).resolve():
+            raise DataError(f"{dst}: the output data dir must differ from the input {src}")
+
+
+def subset_data_dir(
+    src: PathLike,
+    dst: PathLike,
+    ids: Optional[Iterable[str]] = None,
+    first: Optional[int] = None,
+    last: Optional[int] = None,
+) -> Path:
+    """Copy the rows of the ids given (or of the first or last N ids) of ``src`` to ``dst``.
+
+    Exactly one of ``ids``, ``first`` and ``last`` is given. Every id must be in ``src``;
+    ``dst`` gets every id table of ``src`` (mix, stems, ``utt2num_samples``, ``utt2*``);
+    ``*.scp`` and ``utt2*`` files already in ``dst`` that ``src`` lacks are removed.
+    """
+    src, dst = Path(src), Path(dst)
+    if sum(x is not None for x in (ids, first, last)) != 1:
+        raise ValueError("subset_data_dir: give exactly one of ids, first, last")
+    if isinstance(ids, str):
+        raise TypeError("subset_data_dir: ids is a list of ids, not one string")
+    _check_distinct(dst, [src])
+    tables = _read_tables(src)
+    all_ids = list(tables[f"{MIX}.scp"])
+    if ids is not None:
+        wanted = set()
+        for key in ids:
+            if key not in tables[f"{MIX}.scp"]:
+                raise DataError(f"{src}: no id {key!r} (asked for in the subset)")
+            wanted.add(key)
+        if not wanted:
+            raise DataError(f"{src}: empty list of ids for the subset")
+        chosen = [key for key in all_ids if key in wanted]
+    else:
+        n = first if first is not None else last
+        which = "first" if first is not None else "last"
+        if n < 1 or n > len(all_ids):
+            raise DataError(f"{src}: cannot take the {which} {n} of {len(all_ids)} ids")
+        chosen = all_ids[:n] if first is not None else all_ids[len(all_ids) - n :]
+    _write_tables(dst, tables, chosen)
+    return dst
+
+
+def split_data_dir(src: PathLike, n: int) -> List[Path]:
+    """Split ``src`` into ``src/split{n}/1`` .. ``src/split{n}/{n}``, contiguous, sizes within 1.
+
+    The first ``len(ids) % n`` parts hold one id more than the others.
+    """
+    src = Path(src)
+    tables = _read_tables(src)
+    all_ids = list(tables[f"{MIX}.scp"])
+    if n < 1 or n > len(all_ids):
+        raise DataError(f"{src}: cannot split {len(all_ids)} ids into {n} parts")
+    size, extra = divmod(len(all_ids), n)
+    parts: List[Path] = []
+    start = 0
+    for i in range(1, n + 1):
+        end = start + size + (1 if i <= extra else 0)
+        part = src / f"split{n}" / str(i)
+        _write_tables(part, tables, all_ids[start:end])
+        parts.append(part)
+        start = end
+    return parts
+
+
+def combine_data_dirs(dst: PathLike, srcs: Sequence[PathLike]) -> Path:
+    """Merge the data dirs ``srcs`` into ``dst``; they must have the same stems and no id in common.
+
+    ``utt2*`` files other than ``utt2num_samples`` are combined when every source has them,
+    and left out with a warning otherwise.
+    """
+    dst = Path(dst)
+    srcs = [Path(s) for s in srcs]
+    if not srcs:
+        raise DataError(f"{dst}: no data dirs to combine")
+    _check_distinct(dst, srcs)
+    all_tables = [_read_tables(src) for src in srcs]
+    stems = stem_names(srcs[0])
+    for src in srcs[1:]:
+        if stem_names(src) != stems:
+            raise DataError(
+                f"{src}: stems ({', '.join(stem_names(src))}) differ from those of {srcs[0]} ({', '.join(stems)})"
+            )
+    names = [name for name in all_tables[0] if all(name in t for t in all_tables)]
+    for src, tables in zip(srcs, all_tables):
+        for name in tables:
+            if name not in names:
+                logger.warning("%s: %s is not in every data dir; left out of %s", src, name, dst)
+    owner: Dict[str, Path] = {}
+    combined: Dict[str, Dict[str, str]] = {name: {} for name in names}
+    for src, tables in zip(srcs, all_tables):
+        for key in tables[f"{MIX}.scp"]:
+            if key in owner:
+                raise DataError(f"id {key!r} is in both {owner[key]} and {src}; ids must be unique across data dirs")
+            owner[key] = src
+        for name in names:
+            combined[name].update(tables[name])
+    ids = sorted(owner, key=lambda k: k.encode())
+    _write_tables(dst, combined, ids)
+    return dst

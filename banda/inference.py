@@ -1,0 +1,287 @@
+"""Chunked overlap-add inference that streams, and streaming resampling.
+
+Memory does not grow with the input's length: audio is read from disk a segment at a
+time, separated, overlap-added in a buffer of a few segments and written out as soon as
+it is final. Segments overlap by ``overlap`` (a fraction); their windows are flat with
+complementary sin^2/cos^2 ramps over the overlap, so they add up to one and a model that
+returns its input returns the input exactly. The signal is padded by one overlap at both
+ends so every real sample lies where the windows sum to one.
+"""
+import contextlib
+import math
+import os
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from .audio import BIT_DEPTH_SUBTYPES, FORMATS, audio_info, convert_channels, resample
+from .errors import AudioError, BandaError
+from .fileio import atomic_path
+
+Reader = Callable[[int, int], np.ndarray]  # (start, frames) -> (channels, frames), zeros outside the signal
+
+
+def segment_window(segment: int, overlap: int) -> np.ndarray:
+    """Flat window with sin^2 ramps of ``overlap`` samples; shifted copies ``segment - overlap`` apart sum to 1."""
+    w = np.ones(segment, dtype=np.float32)
+    if overlap > 0:
+        ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap) ** 2
+        w[:overlap] = ramp
+        w[-overlap:] = ramp[::-1]
+    return w
+
+
+def overlap_add(
+    process: Callable[[np.ndarray], np.ndarray],
+    read: Reader,
+    length: int,
+    segment: int,
+    overlap: float = 0.25,
+    batch_size: int = 1,
+    progress: Optional[tqdm] = None,
+) -> Iterator[Tuple[int, np.ndarray]]:
+    """Yield ``(start, block)`` with ``block`` of shape ``(stems, channels, frames)`` in order,
+    covering ``[0, length)`` exactly.
+
+    Args:
+        process: ``(batch, channels, segment)`` -> ``(batch, stems, channels, segment)``.
+        read: reader of the input signal (see :data:`Reader`).
+        segment: segment length in samples; ``overlap``: fraction of it shared by neighbours.
+    """
+    ov = int(round(segment * overlap))
+    if not 0 <= ov < segment:
+        raise BandaError(f"overlap must be in [0, 1), got {overlap}")
+    hop = segment - ov
+    pad = ov
+    n_seg = max(1, math.ceil((length + 2 * ov - segment) / hop) + 1)
+    window = segment_window(segment, ov)
+    cap = segment + batch_size * hop
+    acc = None
+    wsum = np.zeros(cap, dtype=np.float64)
+    base = 0  # padded position of acc[..., 0]
+    emitted = 0
+    for first in range(0, n_seg, batch_size):
+        ks = range(first, min(n_seg, first + batch_size))
+        chunks = np.stack([read(k * hop - pad, segment) for k in ks])
+        out = process(chunks)
+        if acc is None:
+            acc = np.zeros(out.shape[1:3] + (cap,), dtype=np.float64)
+        for k, o in zip(ks, out):
+            off = k * hop - base
+            acc[..., off:off + segment] += o * window
+            wsum[off:off + segment] += window
+        final_end = (ks[-1] + 1) * hop if ks[-1] < n_seg - 1 else length + 2 * pad
+        real_end = min(length, final_end - pad)
+        if real_end > emitted:
+            a, b = emitted + pad - base, real_end + pad - base
+            yield emitted, (acc[..., a:b] / np.maximum(wsum[a:b], 1e-8)).astype(np.float32)
+            emitted = real_end
+        drop = emitted + pad - base
+        if drop > 0:
+            acc[..., : cap - drop] = acc[..., drop:]
+            acc[..., cap - drop:] = 0
+            wsum[: cap - drop] = wsum[drop:]
+            wsum[cap - drop:] = 0
+            base += drop
+        if progress is not None:
+            progress.update(len(ks))
+
+
+def array_reader(audio: np.ndarray) -> Reader:
+    """Reader over an in-memory ``(channels, time)`` array."""
+
+    def read(start: int, frames: int) -> np.ndarray:
+        out = np.zeros((audio.shape[0], frames), dtype=np.float32)
+        a, b = max(0, start), min(audio.shape[1], start + frames)
+        if b > a:
+            out[:, a - start:b - start] = audio[:, a:b]
+        return out
+
+    return read
+
+
+def file_reader(f: sf.SoundFile, channels: int, name: str) -> Reader:
+    """Reader over an open sound file, converting to ``channels``."""
+    length = f.frames
+
+    def read(start: int, frames: int) -> np.ndarray:
+        out = np.zeros((channels, frames), dtype=np.float32)
+        a, b = max(0, start), min(length, start + frames)
+        if b > a:
+            f.seek(a)
+            data = f.read(b - a, dtype="float32", always_2d=True).T
+            if not np.isfinite(data).all():
+                raise AudioError(f"{name}: audio contains NaN or infinite samples")
+            out[:, a - start:a - start + data.shape[1]] = convert_channels(data, channels, name)
+        return out
+
+    return read
+
+
+def resample_file(src: Path, dst: Path, new_rate: int, frames: Optional[int] = None, subtype: str = "FLOAT",
+                  fmt: str = "WAV", block_seconds: float = 30.0) -> None:
+    """Resample ``src`` to ``new_rate`` into ``dst`` block by block (constant memory).
+
+    Blocks start on multiples of the reduced input period and carry a margin of context on
+    both sides, so the result matches resampling the whole file at once. ``frames`` sets
+    the output length (cut or zero-padded), e.g. to restore an input's exact length.
+    """
+    with sf.SoundFile(str(src)) as f:
+        orig, n, ch = f.samplerate, f.frames, f.channels
+        g = math.gcd(orig, new_rate)
+        period_in, period_out = orig // g, new_rate // g
+        block = period_in * max(1, math.ceil(block_seconds * orig / period_in))
+        margin = period_in * math.ceil(1024 / period_in)
+        total = frames if frames is not None else math.ceil(n * new_rate / orig)
+        written = 0
+        with sf.SoundFile(str(dst), "w", samplerate=new_rate, channels=ch, subtype=subtype, format=fmt) as out:
+            for s in range(0, n, block):
+                a, b = max(0, s - margin), min(n, s + block + margin)
+                f.seek(a)
+                y = resample(f.read(b - a, dtype="float32", always_2d=True).T, orig, new_rate)
+                ys = (s - a) * period_out // period_in
+                ye = ys + math.ceil(min(block, n - s) * period_out / period_in)
+                piece = y[:, ys:ye][:, : total - written]
+                out.write(piece.T)
+                written += piece.shape[1]
+            if written < total:
+                out.write(np.zeros((total - written, ch), dtype=np.float32))
+
+
+class Separator:
+    """Runs a separation model over audio of any length, in segments.
+
+    Args:
+        model: module mapping ``(batch, channels, time)`` to ``(batch, stems, channels, time)``,
+            with ``stems``, ``sample_rate`` and ``in_channels`` attributes.
+        segment: segment length in seconds; ``overlap``: fraction shared by neighbouring segments.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str = "cpu", segment: float = 6.0, overlap: float = 0.25,
+                 batch_size: int = 1, progress: bool = True):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.stems: List[str] = list(model.stems)
+        self.sample_rate: int = int(model.sample_rate)
+        self.channels: int = int(model.in_channels)
+        self.segment = int(round(segment * self.sample_rate))
+        self.overlap = overlap
+        self.batch_size = batch_size
+        self.progress = progress
+
+    @torch.inference_mode()
+    def _process(self, chunks: np.ndarray, stem_index: Optional[List[int]] = None) -> np.ndarray:
+        x = torch.from_numpy(chunks).to(self.device)
+        y = self.model(x)
+        if stem_index is not None:
+            y = y[:, stem_index]
+        return y.float().cpu().numpy()
+
+    def _n_segments(self, length: int) -> int:
+        ov = int(round(self.segment * self.overlap))
+        return max(1, math.ceil((length + 2 * ov - self.segment) / (self.segment - ov)) + 1)
+
+    def separate(self, audio: np.ndarray, stems: Optional[Sequence[str]] = None) -> np.ndarray:
+        """In memory: ``(channels, time)`` at the model's rate -> ``(stems, channels, time)``."""
+        audio = convert_channels(np.asarray(audio, dtype=np.float32), self.channels)
+        idx = self._stem_index(stems)
+        blocks = overlap_add(lambda c: self._process(c, idx), array_reader(audio), audio.shape[1], self.segment,
+                             self.overlap, self.batch_size)
+        return np.concatenate([b for _, b in blocks], axis=-1)
+
+    def _stem_index(self, stems: Optional[Sequence[str]]) -> Optional[List[int]]:
+        if stems is None:
+            return None
+        for s in stems:
+            if s not in self.stems:
+                raise BandaError(f"unknown stem {s!r}; this model separates {', '.join(self.stems)}")
+        return [self.stems.index(s) for s in stems]
+
+    def separate_file(self, path, outputs: Dict[str, Path], fmt: str = "wav", bit_depth: int = 16,
+                      clip: str = "clamp") -> Dict[str, int]:
+        """Separate the audio file ``path`` into ``outputs`` (stem -> file), streaming.
+
+        Outputs have the input's sample rate, channel count and exact length; every file is
+        written to a temporary name and renamed at the end, so a failure leaves none behind.
+        ``clip``: ``clamp`` limits integer formats to [-1, 1] (the count is returned), ``none``
+        writes as is. Returns the number of clipped samples per stem.
+        """
+        path = Path(path)
+        info = audio_info(path)
+        if info.frames == 0:
+            raise AudioError(f"{path}: audio is empty")
+        if info.channels > 2:
+            raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
+        stems = list(outputs)
+        idx = self._stem_index(stems)
+        subtype = BIT_DEPTH_SUBTYPES[fmt][bit_depth]
+        integer = subtype.startswith("PCM")
+        clipped = {s: 0 for s in stems}
+        needs_resample = info.sample_rate != self.sample_rate
+        with ExitStack() as stack:
+            src_path = path
+            if needs_resample:
+                tmp_in = stack.enter_context(_temp_file(".wav"))
+                resample_file(path, tmp_in, self.sample_rate)
+                src_path = tmp_in
+            src = stack.enter_context(sf.SoundFile(str(src_path)))
+            final_paths = {s: stack.enter_context(atomic_path(outputs[s], suffix="." + fmt)) for s in stems}
+            if needs_resample:
+                stage_paths = {s: stack.enter_context(_temp_file(".wav")) for s in stems}
+                writers = {s: stack.enter_context(sf.SoundFile(str(stage_paths[s]), "w", samplerate=self.sample_rate,
+                                                               channels=info.channels, subtype="FLOAT", format="WAV")) for s in stems}
+            else:
+                writers = {s: stack.enter_context(sf.SoundFile(str(final_paths[s]), "w", samplerate=info.sample_rate,
+                                                               channels=info.channels, subtype=subtype, format=FORMATS[fmt])) for s in stems}
+            length = src.frames
+            bar = tqdm(total=self._n_segments(length), desc=path.name, unit="seg", disable=not self.progress, dynamic_ncols=True, leave=False)
+            reader = file_reader(src, self.channels, str(path))
+            for _, block in overlap_add(lambda c: self._process(c, idx), reader, length, self.segment, self.overlap,
+                                        self.batch_size, bar):
+                for i, s in enumerate(stems):
+                    out = block[i]
+                    if info.channels == 1 and out.shape[0] == 2:
+                        out = out.mean(0, keepdims=True)
+                    if integer and not needs_resample and clip == "clamp":
+                        clipped[s] += int((np.abs(out) > 1).sum())
+                        out = np.clip(out, -1, 1)
+                    writers[s].write(out.T)
+            bar.close()
+            if needs_resample:
+                for s in stems:
+                    writers[s].close()
+                    _finish_resample(stage_paths[s], final_paths[s], info, subtype, FORMATS[fmt], integer and clip == "clamp", clipped, s)
+            else:
+                for w in writers.values():
+                    w.close()
+        return clipped
+
+
+def _finish_resample(stage: Path, final: Path, info, subtype: str, fmt: str, clamp: bool, clipped: Dict[str, int], stem: str):
+    """Resample a model-rate stage file back to the input's rate and format."""
+    with _temp_file(".wav") as back:
+        resample_file(stage, back, info.sample_rate, frames=info.frames)
+        with sf.SoundFile(str(back)) as f, sf.SoundFile(str(final), "w", samplerate=info.sample_rate, channels=info.channels,
+                                                         subtype=subtype, format=fmt) as out:
+            for block in f.blocks(blocksize=info.sample_rate * 30, dtype="float32", always_2d=True):
+                if clamp:
+                    clipped[stem] += int((np.abs(block) > 1).sum())
+                    block = np.clip(block, -1, 1)
+                out.write(block)
+
+
+@contextlib.contextmanager
+def _temp_file(suffix: str) -> Iterator[Path]:
+    """A temporary file path, removed on exit."""
+    fd, name = tempfile.mkstemp(prefix="banda-", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)

@@ -1,0 +1,142 @@
+"""Bandit: band-split separator with one complex-mask decoder per stem.
+
+mixture ``(batch, channels, time)`` -> STFT -> per-band features ``(batch, bands, time, dim)``
+-> alternating time/band sequence model -> per stem, per band mask MLPs -> masks combined
+over overlapping bands -> masked mixture STFT -> iSTFT -> ``(batch, stems, channels, time)``.
+Band layouts: :mod:`banda.models.bands`; TF blocks: :mod:`banda.models.tf_blocks`.
+"""
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from . import MODELS
+from .bands import band_layout
+from .stft import STFT
+from .tf_blocks import TF_BLOCKS
+
+MASK_COMBINE = ("weighted", "mean", "sum")
+
+
+class BandSplit(nn.Module):
+    """Per band: real/imag (and channels) of its bins -> LayerNorm -> Linear to ``dim``."""
+
+    def __init__(self, ranges, channels: int, dim: int):
+        super().__init__()
+        self.ranges = list(ranges)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(2 * channels * (e - s)), nn.Linear(2 * channels * (e - s), dim)) for s, e in self.ranges
+        )
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, freq, time)`` complex -> ``(batch, bands, time, dim)``."""
+        b, c, f, t = spec.shape
+        x = torch.view_as_real(spec).permute(0, 3, 1, 4, 2)  # (b, time, c, re/im, freq)
+        bands = [layer(x[..., s:e].reshape(b, t, -1)) for (s, e), layer in zip(self.ranges, self.layers)]
+        return torch.stack(bands, dim=1)
+
+
+class MaskDecoder(nn.Module):
+    """One stem's masks: per band LayerNorm -> Linear -> Tanh -> Linear -> GLU, combined over bands."""
+
+    def __init__(self, ranges, weights: torch.Tensor, channels: int, dim: int, hidden: int, complex_mask: bool):
+        super().__init__()
+        self.ranges = list(ranges)
+        self.channels = channels
+        self.parts = 2 if complex_mask else 1
+        self.mlps = nn.ModuleList(
+            nn.Sequential(
+                nn.LayerNorm(dim),
+                nn.Linear(dim, hidden),
+                nn.Tanh(),
+                nn.Linear(hidden, 2 * channels * (e - s) * self.parts),
+                nn.GLU(dim=-1),
+            )
+            for s, e in self.ranges
+        )
+        self.register_buffer("weights", weights, persistent=False)  # (bands, freq)
+
+    def forward(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:
+        """``(batch, bands, time, dim)`` -> mask ``(batch, channels, freq, time)`` (complex or real)."""
+        b, _, t, _ = z.shape
+        mask = z.new_zeros(b, self.channels, n_freq, t, self.parts, dtype=torch.float32)
+        for i, ((s, e), mlp) in enumerate(zip(self.ranges, self.mlps)):
+            m = mlp(z[:, i]).float().reshape(b, t, self.channels, e - s, self.parts).permute(0, 2, 3, 1, 4)
+            mask[:, :, s:e] += m * self.weights[i, s:e, None, None]
+        return torch.view_as_complex(mask) if self.parts == 2 else mask[..., 0]
+
+
+@MODELS.register("bandit")
+class Bandit(nn.Module):
+    """Band-split RNN separator (BSRNN/Bandit family) with fixed stems.
+
+    Args:
+        stems: names of the output stems, one decoder each.
+        in_channels: 1 or 2 audio channels.
+        bands: band layout kind (``v7``, ``bass``, ``drums``, ``roformer``, ``musical``).
+        n_bands: number of bands for the parametric layouts (``musical``).
+        stereo: ``joint`` (channels stacked as features of one band) or ``per_channel``
+            (channels folded into the batch; the model sees mono).
+        dim: band feature width D; ``tf_block``: ``gru`` or ``lstm``; ``n_layers``: time+band pass pairs.
+        mask_combine: how overlapping bands' masks add up: ``weighted`` (normalised
+            filterbank weights), ``mean`` or ``sum``. Checkpoints depend on it.
+    """
+
+    def __init__(
+        self,
+        stems: Sequence[str] = ("vocals", "drums", "bass", "other"),
+        in_channels: int = 2,
+        sample_rate: int = 44100,
+        n_fft: int = 2048,
+        hop_length: int = 512,
+        bands: str = "v7",
+        n_bands: Optional[int] = None,
+        stereo: str = "joint",
+        dim: int = 128,
+        tf_block: str = "gru",
+        n_layers: int = 8,
+        hidden: int = 256,
+        dropout: float = 0.0,
+        mask_hidden: int = 512,
+        complex_mask: bool = True,
+        mask_combine: str = "weighted",
+        checkpointing: bool = False,
+    ):
+        super().__init__()
+        if stereo not in ("joint", "per_channel"):
+            raise ConfigError(f"model.params.stereo must be 'joint' or 'per_channel', not {stereo!r}")
+        if mask_combine not in MASK_COMBINE:
+            raise ConfigError(f"model.params.mask_combine must be one of {MASK_COMBINE}, not {mask_combine!r}")
+        self.stems = list(stems)
+        self.in_channels = in_channels
+        self.sample_rate = sample_rate
+        self.stereo = stereo
+        self.stft = STFT(n_fft, hop_length)
+        layout = band_layout(bands, sample_rate, n_fft, n_bands)
+        self.layout = layout
+        weights = torch.from_numpy(layout.weights)
+        if mask_combine != "sum":
+            # Rectangular banks: normalised weights equal the mean of the covering masks.
+            weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-8)
+        feat_channels = in_channels if stereo == "joint" else 1
+        self.band_split = BandSplit(layout.ranges, feat_channels, dim)
+        self.tf_model = TF_BLOCKS.get(tf_block)(dim=dim, n_layers=n_layers, hidden=hidden, dropout=dropout, checkpointing=checkpointing)
+        self.decoders = nn.ModuleDict(
+            {stem: MaskDecoder(layout.ranges, weights, feat_channels, dim, mask_hidden, complex_mask) for stem in self.stems}
+        )
+
+    def forward(self, mixture: torch.Tensor, stems: Optional[Sequence[str]] = None) -> torch.Tensor:
+        """``(batch, channels, time)`` -> ``(batch, len(stems), channels, time)``."""
+        b, c, n = mixture.shape
+        if c != self.in_channels:
+            raise ValueError(f"model expects {self.in_channels} channels, got {c}")
+        spec = self.stft(mixture)  # (b, c, f, t)
+        if self.stereo == "per_channel":
+            spec = spec.reshape(b * c, 1, *spec.shape[-2:])
+        z = self.tf_model(self.band_split(spec))
+        outputs = []
+        for stem in stems or self.stems:
+            mask = self.decoders[stem](z, spec.shape[-2])
+            outputs.append(self.stft.inverse(spec * mask, n).reshape(b, c, n))
+        return torch.stack(outputs, dim=1)

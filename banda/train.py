@@ -1,0 +1,492 @@
+"""The one Trainer: AMP, clipping, non-finite skipping, LR schedules, resume, k-best
+averaging, TensorBoard, tqdm and data parallelism under ``torchrun``.
+
+Experiment directory layout (written by rank 0 only)::
+
+    exp/<tag>/config.yaml       fully resolved config (model params completed)
+    exp/<tag>/train.log         the log
+    exp/<tag>/tensorboard/      loss terms, LR, grad norm, validation metrics, audio, spectrograms
+    exp/<tag>/checkpoint.pth    resume state (model, optimizer, scheduler, scaler, RNG, counters)
+    exp/<tag>/epoch<N>.pth      the k best epochs' weights (model archives)
+    exp/<tag>/best.pth, averaged.pth, last.pth   model archives
+
+Resume is the default: a ``checkpoint.pth`` in the exp dir is continued. ``init_param``
+(fine-tuning) only loads weights into a fresh run and is never applied on resume.
+"""
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import fileio
+from .config import OPEN, dump_yaml
+from .data import FixedChunkDataset, RandomMixDataset
+from .errors import BandaError, ConfigError
+from .losses import LossHandler, si_sdr_db
+from .models import build_model, make_archive, model_params, read_archive
+
+log = logging.getLogger("banda.train")
+
+TRAIN_DEFAULTS: Dict[str, Any] = {
+    "sample_rate": 44100,
+    "channels": 2,
+    "stems": ["vocals", "drums", "bass", "other"],
+    "model": {"name": "bandit", "params": OPEN()},
+    "data": {
+        "train_dir": "data/train",
+        "valid_dir": "data/valid",
+        "chunk_seconds": 3.0,
+        "items_per_epoch": 1000,
+        "batch_size": 4,
+        "num_workers": 2,
+        "valid_chunk_seconds": 6.0,
+        "valid_max_chunks": 100,
+        "random_mix": True,
+        "gain_db": [-6.0, 6.0],
+        "channel_swap": 0.5,
+        "polarity": 0.5,
+        "stem_drop": 0.0,
+        "min_target_db": -36.0,
+        "max_redraws": 5,
+    },
+    "loss": [{"name": "l1snr", "weight": 1.0}, {"name": "l1snr", "weight": 1.0, "params": {"domain": "stft"}}],
+    "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "betas": [0.9, 0.999], "clip_grad_norm": 5.0},
+    "scheduler": {"name": "epoch_step", "gamma": 0.98, "every_epochs": 2, "warmup_steps": 0, "min_lr_ratio": 0.0},
+    "train": {
+        "max_epochs": 100,
+        "seed": 0,
+        "amp": "auto",
+        "log_every": 10,
+        "keep_best": 3,
+        "best_metric": "si_sdr",
+        "early_stop_patience": 0,
+        "max_nonfinite": 20,
+        "checkpoint_every_steps": 0,
+        "audio_examples": 2,
+        "device": "auto",
+    },
+}
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+SCHEDULERS = ("constant", "epoch_step", "cosine")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+BEST_METRICS = {"si_sdr": "max", "loss": "min"}
+
+
+class NonFiniteError(RuntimeError):
+    pass
+
+
+def _dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local_rank
+
+
+def _check_choices(cfg):
+    if cfg["optim"]["name"] not in OPTIMIZERS:
+        raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, not {cfg['optim']['name']!r}")
+    if cfg["scheduler"]["name"] not in SCHEDULERS:
+        raise ConfigError(f"scheduler.name must be one of {', '.join(SCHEDULERS)}, not {cfg['scheduler']['name']!r}")
+    if cfg["train"]["amp"] not in AMP_MODES:
+        raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, not {cfg['train']['amp']!r}")
+    if cfg["train"]["best_metric"] not in BEST_METRICS:
+        raise ConfigError(f"train.best_metric must be one of {', '.join(BEST_METRICS)}")
+    if cfg["channels"] not in (1, 2):
+        raise ConfigError(f"channels must be 1 or 2, not {cfg['channels']!r}")
+
+
+def complete_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate choices and fill ``model.params`` with the model's defaults."""
+    _check_choices(cfg)
+    cfg = dict(cfg)
+    params = {k: v for k, v in cfg["model"]["params"].items() if k not in ("stems", "sample_rate", "in_channels")}
+    full = model_params(cfg["model"]["name"], params, cfg["stems"], cfg["sample_rate"], cfg["channels"])
+    for k in ("stems", "sample_rate", "in_channels"):
+        full.pop(k)
+    cfg["model"] = {"name": cfg["model"]["name"], "params": full}
+    LossHandler(cfg["loss"])  # validates the loss section
+    return cfg
+
+
+def _lr_lambda(sched: Dict[str, Any], steps_per_epoch: int, total_steps: int):
+    name, warmup = sched["name"], int(sched["warmup_steps"])
+
+    def factor(step: int) -> float:
+        scale = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+        if name == "epoch_step":
+            scale *= sched["gamma"] ** ((step // steps_per_epoch) // max(1, int(sched["every_epochs"])))
+        elif name == "cosine":
+            progress = min(1.0, max(0, step - warmup) / max(1, total_steps - warmup))
+            lo = sched["min_lr_ratio"]
+            scale *= lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * progress))
+        return scale
+
+    return factor
+
+
+def _spectrogram_image(audio: torch.Tensor) -> torch.Tensor:
+    """``(channels, time)`` -> ``(1, freq, frames)`` log-magnitude image in [0, 1], low frequencies at the bottom."""
+    spec = torch.stft(audio.float().mean(0), 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
+    db = 20 * torch.log10(spec + 1e-5)
+    db = db.clamp_min(db.max() - 80)
+    img = (db - db.min()) / (db.max() - db.min() + 1e-8)
+    return img.flip(0)[None]
+
+
+def average_archives(paths: List[Path]) -> Dict[str, Any]:
+    """Average the weights of several model archives of the same model."""
+    archives = [read_archive(p) for p in paths]
+    avg = {}
+    for key, value in archives[0]["state_dict"].items():
+        if value.is_floating_point():
+            avg[key] = sum(a["state_dict"][key].double() for a in archives).div(len(archives)).to(value.dtype)
+        else:
+            avg[key] = value  # integer buffers (counters) are taken from the best
+    out = dict(archives[0])
+    out["state_dict"] = avg
+    out["averaged_from"] = [p.name for p in paths]
+    return out
+
+
+class Trainer:
+    """Trains ``cfg`` in ``exp_dir``; see the module docstring for what lands there."""
+
+    def __init__(self, cfg: Dict[str, Any], exp_dir, init_param: Optional[str] = None, resume: bool = True):
+        self.cfg = complete_config(cfg)
+        self.exp_dir = Path(exp_dir)
+        self.init_param = init_param
+        self.resume = resume
+        self.world, self.rank, self.local_rank = _dist_info()
+        self.is_main = self.rank == 0
+
+    # ----------------------------------------------------------------- set-up
+    def _setup_device(self):
+        want = self.cfg["train"]["device"]
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        if want.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise BandaError("train.device is cuda but no CUDA device is available")
+            device = torch.device("cuda", self.local_rank if self.world > 1 else torch.device(want).index or 0)
+            torch.cuda.set_device(device)
+        else:
+            device = torch.device("cpu")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        self.device = device
+        amp = self.cfg["train"]["amp"]
+        if amp == "auto":
+            amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+        if amp != "off" and device.type != "cuda":
+            log.warning("train.amp=%s requested on CPU: mixed precision is off on CPU", amp)
+            amp = "off"
+        self.amp = amp
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+
+    def _setup_logging(self):
+        if not self.is_main:
+            return
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.exp_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("banda").addHandler(handler)
+        logging.getLogger("banda").setLevel(logging.INFO)
+        self._log_handler = handler
+
+    def _build(self):
+        cfg = self.cfg
+        seed = cfg["train"]["seed"]
+        torch.manual_seed(seed)  # same initial weights on every rank
+        np.random.seed(seed)
+        random.seed(seed)
+        self.model_spec = {
+            "name": cfg["model"]["name"],
+            "params": dict(cfg["model"]["params"], stems=list(cfg["stems"]), sample_rate=cfg["sample_rate"], in_channels=cfg["channels"]),
+        }
+        self.model = build_model(self.model_spec["name"], self.model_spec["params"]).to(self.device)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.loss_fn = LossHandler(cfg["loss"]).to(self.device)
+        d = cfg["data"]
+        if d["batch_size"] % self.world:
+            raise ConfigError(f"data.batch_size {d['batch_size']} is the global batch and must divide by the {self.world} processes")
+        self.local_batch = d["batch_size"] // self.world
+        self.train_set = RandomMixDataset(
+            d["train_dir"], cfg["stems"], cfg["sample_rate"], cfg["channels"], d["chunk_seconds"], d["items_per_epoch"],
+            seed=seed, random_mix=d["random_mix"], gain_db=d["gain_db"], channel_swap=d["channel_swap"],
+            polarity=d["polarity"], stem_drop=d["stem_drop"], min_target_db=d["min_target_db"], max_redraws=d["max_redraws"],
+        )
+        self.valid_set = FixedChunkDataset(
+            d["valid_dir"], cfg["stems"], cfg["sample_rate"], cfg["channels"], d["valid_chunk_seconds"], d["valid_max_chunks"]
+        ) if d["valid_dir"] else None
+        self.steps_per_epoch = d["items_per_epoch"] // d["batch_size"]
+        if self.steps_per_epoch < 1:
+            raise ConfigError(f"data.items_per_epoch ({d['items_per_epoch']}) is smaller than data.batch_size ({d['batch_size']})")
+        o = cfg["optim"]
+        kwargs = {"lr": o["lr"], "weight_decay": o["weight_decay"]}
+        if o["name"] in ("adam", "adamw"):
+            kwargs["betas"] = tuple(o["betas"])
+        self.optimizer = OPTIMIZERS[o["name"]](self.model.parameters(), **kwargs)
+        total = self.steps_per_epoch * cfg["train"]["max_epochs"]
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg["scheduler"], self.steps_per_epoch, total))
+        self.state = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "best": [], "bad_epochs": 0, "nonfinite_total": 0, "finished": False}
+
+    # ----------------------------------------------------------------- state
+    def _checkpoint_path(self) -> Path:
+        return self.exp_dir / "checkpoint.pth"
+
+    def _rng_state(self):
+        state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_rng_state(self, state):
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+    def save_checkpoint(self):
+        if not self.is_main:
+            return
+        fileio.torch_save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": self._rng_state(),
+                "state": self.state,
+                "model_spec": self.model_spec,
+            },
+            self._checkpoint_path(),
+        )
+
+    def _load_checkpoint(self) -> bool:
+        path = self._checkpoint_path()
+        if not (self.resume and path.is_file()):
+            return False
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        if ckpt["model_spec"] != self.model_spec:
+            raise BandaError(f"{path}: was written for a different model config; use a new exp dir or --resume false")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self._set_rng_state(ckpt["rng"])
+        self.state = ckpt["state"]
+        log.info("resuming from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
+        return True
+
+    def _load_init_param(self):
+        path = Path(self.init_param)
+        if path.is_dir():
+            from .models import resolve_model_path
+
+            path = resolve_model_path(path)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        state = obj.get("state_dict", obj.get("model", obj)) if isinstance(obj, dict) else None
+        if not isinstance(state, dict):
+            raise BandaError(f"{path}: no model weights found for --init_param")
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        log.info("initialised weights from %s (%d missing, %d unexpected keys)", path, len(missing), len(unexpected))
+
+    def _archive(self, **meta):
+        return make_archive(self.model, self.model_spec["name"], self.model_spec["params"], config=self.cfg, **meta)
+
+    # ----------------------------------------------------------------- loops
+    def _loader(self, epoch: int):
+        self.train_set.set_epoch(epoch)
+        global_batch = self.cfg["data"]["batch_size"]
+        first = self.state["batch_in_epoch"] * global_batch
+        indices = list(range(first, self.steps_per_epoch * global_batch))
+        # each global batch is split into contiguous per-rank slices
+        mine = [i for i in indices if ((i % global_batch) // self.local_batch) == self.rank]
+        return torch.utils.data.DataLoader(
+            self.train_set, batch_size=self.local_batch, sampler=mine, num_workers=self.cfg["data"]["num_workers"],
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+        )
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _train_step(self, net, mix, target) -> Dict[str, float]:
+        mix, target = mix.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
+        with self._autocast():
+            estimate = net(mix)
+        loss, terms = self.loss_fn(estimate.float(), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        # Always backpropagate (also a non-finite loss) so data-parallel ranks stay in step;
+        # the all-reduced gradient norm then tells every rank alike to skip.
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip = self.cfg["optim"]["clip_grad_norm"]
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf"))
+        finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
+        if finite:
+            self.scaler.step(self.optimizer)
+            self._nonfinite_run = 0
+        else:
+            self.state["nonfinite_total"] += 1
+            self._nonfinite_run += 1
+            if self.scaler.is_enabled():
+                self.scaler.step(self.optimizer)  # the scaler skips the step and lowers its scale
+            if self._nonfinite_run >= self.cfg["train"]["max_nonfinite"]:
+                raise NonFiniteError(
+                    f"{self._nonfinite_run} non-finite steps in a row (loss {loss.item()}, grad norm {grad_norm.item()}); "
+                    "lower the learning rate, enable clipping or check the data. The last good state is in checkpoint.pth"
+                )
+        self.scaler.update()
+        self.scheduler.step()
+        out = {f"loss/{k}": v.item() for k, v in terms.items()}
+        out.update({"loss/total": loss.item(), "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"], "finite": finite})
+        return out
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> Dict[str, float]:
+        model = self.model
+        model.eval()
+        loader = torch.utils.data.DataLoader(self.valid_set, batch_size=self.local_batch, num_workers=self.cfg["data"]["num_workers"])
+        losses, sdrs = [], []
+        examples = []
+        for mix, target in tqdm(loader, desc=f"valid {epoch}", leave=False, disable=not self.is_main, dynamic_ncols=True):
+            mix, target = mix.to(self.device), target.to(self.device)
+            with self._autocast():
+                est = model(mix)
+            est = est.float()
+            loss, _ = self.loss_fn(est, target)
+            losses.append(loss.item())
+            sdr = si_sdr_db(est, target)
+            silent = target.flatten(2).pow(2).mean(-1) < 1e-8
+            sdrs.append(sdr.masked_fill(silent, float("nan")).cpu())
+            if len(examples) < self.cfg["train"]["audio_examples"]:
+                examples.append((mix[0].cpu(), est[0].cpu(), target[0].cpu()))
+        model.train()
+        sdr = torch.cat(sdrs).numpy()
+        metrics = {"loss": float(np.mean(losses))}
+        for i, stem in enumerate(self.cfg["stems"]):
+            metrics[f"si_sdr/{stem}"] = float(np.nanmean(sdr[:, i])) if np.isfinite(sdr[:, i]).any() else float("nan")
+        metrics["si_sdr"] = float(np.nanmean([metrics[f"si_sdr/{s}"] for s in self.cfg["stems"]]))
+        self._log_examples(examples, epoch)
+        return metrics
+
+    def _log_examples(self, examples, epoch):
+        sr = self.cfg["sample_rate"]
+        for j, (mix, est, target) in enumerate(examples):
+            if epoch <= 1:
+                self.writer.add_audio(f"example{j}/mixture", mix.mean(0).clamp(-1, 1), 0, sample_rate=sr)
+            for i, stem in enumerate(self.cfg["stems"]):
+                self.writer.add_audio(f"example{j}/{stem}", est[i].mean(0).clamp(-1, 1), epoch, sample_rate=sr)
+                self.writer.add_image(f"example{j}/{stem}_estimate", _spectrogram_image(est[i]), epoch)
+                if epoch <= 1:
+                    self.writer.add_image(f"example{j}/{stem}_target", _spectrogram_image(target[i]), 0)
+
+    def _update_best(self, epoch: int, metrics: Dict[str, float]):
+        key = self.cfg["train"]["best_metric"]
+        value = metrics[key]
+        sign = 1 if BEST_METRICS[key] == "max" else -1
+        best = self.state["best"]
+        improved = not best or sign * value > sign * best[0][1]
+        self.state["bad_epochs"] = 0 if improved else self.state["bad_epochs"] + 1
+        if not math.isfinite(value):
+            return
+        best.append((epoch, value))
+        best.sort(key=lambda ev: -sign * ev[1])
+        keep = self.cfg["train"]["keep_best"]
+        for old_epoch, _ in best[keep:]:
+            (self.exp_dir / f"epoch{old_epoch}.pth").unlink(missing_ok=True)
+        del best[keep:]
+        if any(e == epoch for e, _ in best):
+            fileio.torch_save(self._archive(epoch=epoch, valid=metrics), self.exp_dir / f"epoch{epoch}.pth")
+            if best[0][0] == epoch:
+                fileio.torch_save(self._archive(epoch=epoch, valid=metrics), self.exp_dir / "best.pth")
+
+    def _finalize(self):
+        if not self.is_main:
+            return
+        fileio.torch_save(self._archive(epoch=self.state["epoch"]), self.exp_dir / "last.pth")
+        paths = [self.exp_dir / f"epoch{e}.pth" for e, _ in self.state["best"]]
+        paths = [p for p in paths if p.is_file()]
+        if paths:
+            fileio.torch_save(average_archives(paths), self.exp_dir / "averaged.pth")
+            log.info("averaged %d best epochs (%s) into %s", len(paths), ", ".join(p.name for p in paths), self.exp_dir / "averaged.pth")
+
+    def fit(self) -> Dict[str, Any]:
+        self._setup_device()
+        self._setup_logging()
+        self._build()
+        resumed = self._load_checkpoint()
+        if not resumed and self.init_param:
+            self._load_init_param()
+        elif resumed and self.init_param:
+            log.info("--init_param ignored: resuming an existing run in %s", self.exp_dir)
+        if self.is_main:
+            fileio.write_text(self.exp_dir / "config.yaml", dump_yaml(self.cfg))
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
+            log.info("model %s: %.2f M parameters; device %s, amp %s, %d process(es)",
+                     self.model_spec["name"], self.n_params / 1e6, self.device, self.amp, self.world)
+        net = self.model
+        if self.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self._nonfinite_run = 0
+        max_epochs = self.cfg["train"]["max_epochs"]
+        ckpt_every = self.cfg["train"]["checkpoint_every_steps"]
+        patience = self.cfg["train"]["early_stop_patience"]
+        self.model.train()
+        while self.state["epoch"] < max_epochs and not self.state["finished"]:
+            epoch = self.state["epoch"] + 1
+            bar = tqdm(self._loader(epoch), total=self.steps_per_epoch, initial=self.state["batch_in_epoch"],
+                       desc=f"epoch {epoch}/{max_epochs}", disable=not self.is_main, dynamic_ncols=True)
+            t0 = time.time()
+            for mix, target in bar:
+                stats = self._train_step(net, mix, target)
+                self.state["step"] += 1
+                self.state["batch_in_epoch"] += 1
+                if self.is_main and self.state["step"] % self.cfg["train"]["log_every"] == 0:
+                    for k, v in stats.items():
+                        if k != "finite":
+                            self.writer.add_scalar(f"train/{k}", v, self.state["step"])
+                    self.writer.add_scalar("train/nonfinite_total", self.state["nonfinite_total"], self.state["step"])
+                    bar.set_postfix(loss=f"{stats['loss/total']:.3f}", lr=f"{stats['lr']:.2e}")
+                if ckpt_every and self.state["step"] % ckpt_every == 0:
+                    self.save_checkpoint()
+            if self.is_main:
+                log.info("epoch %d: %d steps in %.1f s, last loss %.4f, %d non-finite steps so far",
+                         epoch, self.steps_per_epoch, time.time() - t0, stats["loss/total"], self.state["nonfinite_total"])
+            self.state["epoch"] = epoch
+            self.state["batch_in_epoch"] = 0
+            if self.is_main and self.valid_set is not None:
+                metrics = self.validate(epoch)
+                for k, v in metrics.items():
+                    self.writer.add_scalar(f"valid/{k}", v, epoch)
+                log.info("epoch %d validation: %s", epoch, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+                self._update_best(epoch, metrics)
+                if patience and self.state["bad_epochs"] >= patience:
+                    log.info("early stop: no improvement of %s for %d epochs", self.cfg["train"]["best_metric"], patience)
+                    self.state["finished"] = True
+            if self.world > 1:
+                flag = torch.tensor([int(self.state["finished"])], device=self.device)
+                dist.broadcast(flag, 0)
+                self.state["finished"] = bool(flag.item())
+            self.save_checkpoint()
+        self._finalize()
+        if self.is_main:
+            self.writer.close()
+            logging.getLogger("banda").removeHandler(self._log_handler)
+            self._log_handler.close()
+        if self.world > 1:
+            dist.barrier()
+        return self.state
