@@ -32,8 +32,9 @@ class BandSplit(nn.Module):
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, freq, time)`` complex -> ``(batch, bands, time, dim)``."""
         b, c, f, t = spec.shape
-        x = torch.view_as_real(spec).permute(0, 3, 1, 4, 2)  # (b, time, c, re/im, freq)
-        bands = [layer(x[..., s:e].reshape(b, t, -1)) for (s, e), layer in zip(self.ranges, self.layers)]
+        # (b, time, freq, channels * re/im), contiguous so each band is a view
+        x = torch.view_as_real(spec).permute(0, 3, 2, 1, 4).reshape(b, t, f, 2 * c)
+        bands = [layer(x[:, :, s:e].reshape(b, t, -1)) for (s, e), layer in zip(self.ranges, self.layers)]
         return torch.stack(bands, dim=1)
 
 
@@ -55,16 +56,21 @@ class MaskDecoder(nn.Module):
             )
             for s, e in self.ranges
         )
-        self.register_buffer("weights", weights, persistent=False)  # (bands, freq)
+        # Flattened (band, bin) pairs: where each band's bins go and their combination weights.
+        index = torch.cat([torch.arange(s, e) for s, e in self.ranges])
+        flat_weights = torch.cat([weights[i, s:e] for i, (s, e) in enumerate(self.ranges)])
+        self.register_buffer("index", index, persistent=False)
+        self.register_buffer("flat_weights", flat_weights, persistent=False)
 
     def forward(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:
         """``(batch, bands, time, dim)`` -> mask ``(batch, channels, freq, time)`` (complex or real)."""
         b, _, t, _ = z.shape
-        mask = z.new_zeros(b, self.channels, n_freq, t, self.parts, dtype=torch.float32)
-        for i, ((s, e), mlp) in enumerate(zip(self.ranges, self.mlps)):
-            m = mlp(z[:, i]).float().reshape(b, t, self.channels, e - s, self.parts).permute(0, 2, 3, 1, 4)
-            mask[:, :, s:e] += m * self.weights[i, s:e, None, None]
-        return torch.view_as_complex(mask) if self.parts == 2 else mask[..., 0]
+        per_band = [mlp(z[:, i]).float().reshape(b, t, e - s, self.channels * self.parts)
+                    for i, ((s, e), mlp) in enumerate(zip(self.ranges, self.mlps))]
+        flat = torch.cat(per_band, dim=2) * self.flat_weights[:, None]
+        mask = flat.new_zeros(b, t, n_freq, self.channels * self.parts).index_add_(2, self.index, flat)
+        mask = mask.reshape(b, t, n_freq, self.channels, self.parts).permute(0, 3, 2, 1, 4)
+        return torch.view_as_complex(mask.contiguous()) if self.parts == 2 else mask[..., 0]
 
 
 @MODELS.register("bandit")

@@ -1,0 +1,61 @@
+"""banda-pack: turn an experiment's weights into one self-describing model archive.
+
+    banda-pack --exp_dir exp/bandit --weights averaged.pth --out exp/bandit/model_pack.pth
+
+The archive holds the model name and constructor arguments, the weights, the resolved
+training config, the banda/torch/python versions and, when present, RESULTS.md, so
+``banda-separate -m model_pack.pth`` needs nothing else.
+"""
+import argparse
+import platform
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ..cli import parse_args_with_config, run_main, setup_logging
+from ..errors import BandaError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="banda-pack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp_dir", required=True, help="experiment directory")
+    p.add_argument("--weights", default="averaged.pth", help="weights file inside exp_dir (default averaged.pth)")
+    p.add_argument("--out", help="archive path (default: EXP_DIR/model_pack.pth)")
+    return p
+
+
+def _main(argv: Optional[List[str]]) -> int:
+    import yaml
+
+    from .. import fileio
+    from ..models import model_from_archive, read_archive
+
+    args = parse_args_with_config(build_parser(), argv)
+    setup_logging()
+    exp = Path(args.exp_dir)
+    weights = exp / args.weights
+    if not weights.is_file():
+        have = ", ".join(sorted(p.name for p in exp.glob("*.pth"))) or "none"
+        raise BandaError(f"{weights}: not found (weights in {exp}: {have})")
+    archive = read_archive(weights)
+    model_from_archive(archive)  # the archive must rebuild and load before it is shipped
+    config_path = exp / "config.yaml"
+    if config_path.is_file():
+        archive["config"] = yaml.safe_load(config_path.read_text())
+    results = exp / "RESULTS.md"
+    if results.is_file():
+        archive["results_md"] = results.read_text()
+    archive["versions"] = dict(archive.get("versions", {}), python=platform.python_version())
+    archive["packed_from"] = str(weights)
+    out = Path(args.out) if args.out else exp / "model_pack.pth"
+    fileio.torch_save(archive, out)
+    print(f"packed {weights} -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_main(_main, argv, prog="banda-pack")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

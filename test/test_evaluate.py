@@ -1,0 +1,219 @@
+"""banda-evaluate (banda.bin.evaluate): layouts, CSVs, baseline rows, errors, museval end to end."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from banda.bin import evaluate as ev
+from banda.errors import BandaError
+
+REPO = Path(__file__).resolve().parents[1]
+RATE = 16000
+
+
+def _shared_data() -> Path:
+    for p in (os.environ.get("BANDA_SHARED_DATA"), REPO / "shared" / "data", REPO.parent / "shared" / "data"):
+        if p and Path(p).is_dir():
+            return Path(p)
+    return REPO.parent / "shared" / "data"
+
+
+MUSEVAL_DIR = _shared_data() / "museval_musdb18_7s"
+TRACK = "Music Delta - 80s Rock"
+
+
+def wav(path: Path, audio: np.ndarray, rate: int = RATE) -> Path:
+    """Write (channels, time) audio as a float32 WAV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.asarray(audio, dtype=np.float32).T, rate, subtype="FLOAT")
+    return path
+
+
+def read_csv(path: Path):
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+@pytest.fixture
+def tracks(tmp_path):
+    """Folder of 2 stereo tracks (stems a, b; 1 s at 16 kHz) and estimates = stem + noise."""
+    rng = np.random.default_rng(0)
+    ref, est = tmp_path / "ref", tmp_path / "est"
+    for t in ("t1", "t2"):
+        a = 0.3 * rng.standard_normal((2, RATE))
+        b = 0.3 * rng.standard_normal((2, RATE))
+        wav(ref / t / "a.wav", a)
+        wav(ref / t / "b.wav", b)
+        wav(ref / t / "mixture.wav", a + b)
+        wav(est / t / "a.wav", a + 0.1 * rng.standard_normal(a.shape))
+        wav(est / t / "b.wav", b + 0.1 * rng.standard_normal(b.shape))
+    return ref, est
+
+
+def run_cli(args, capsys):
+    rc = ev.main([str(a) for a in args] + ["--no-progress"])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_writes_long_and_summary_with_input_baseline(tracks, tmp_path, capsys):
+    ref, est = tracks
+    out_dir = tmp_path / "scores"
+    rc, out, err = run_cli(["--ref", ref, "--est", est, "-o", out_dir], capsys)
+    assert rc == 0, err
+    fields, rows = read_csv(out_dir / "long.csv")
+    assert fields == ["track", "stem", "metric", "value"]
+    # 2 tracks x 2 stems x (sdr, si_sdr) x (model, input)
+    assert len(rows) == 16
+    assert {r["metric"] for r in rows} == {"sdr", "si_sdr", "input_sdr", "input_si_sdr"}
+    fields, summary = read_csv(out_dir / "summary.csv")
+    assert fields == ["stem", "metric", "mean", "median", "count", "missing"]
+    by = {(r["stem"], r["metric"]): r for r in summary}
+    for stem in ("a", "b"):
+        assert ("input_si_sdr" in {m for s, m in by if s == stem})
+        model, base, impr = (float(by[(stem, m)]["mean"]) for m in ("si_sdr", "input_si_sdr", "si_sdri"))
+        assert impr == pytest.approx(model - base)
+        assert model > 8 and base < 3
+        assert by[(stem, "sdri")]["count"] == "2" and by[(stem, "si_sdr")]["missing"] == "0"
+    # printed aligned table includes baseline and improvement rows
+    assert "input_si_sdr" in out and "si_sdri" in out
+    header = out.splitlines()[0].split()
+    assert header == ["stem", "metric", "mean", "median", "count", "missing"]
+
+
+def test_evaluate_dirs_matches_metrics_directly(tracks):
+    from banda import metrics as M
+
+    ref, est = tracks
+    long_rows, _ = ev.evaluate_dirs(ref, est, stems="a", metrics=["si_sdr"], input_baseline=False)
+    assert [(r["track"], r["stem"], r["metric"]) for r in long_rows] == [("t1", "a", "si_sdr"), ("t2", "a", "si_sdr")]
+    s, _ = sf.read(str(ref / "t1" / "a.wav"), always_2d=True)
+    e, _ = sf.read(str(est / "t1" / "a.wav"), always_2d=True)
+    assert long_rows[0]["value"] == pytest.approx(M.si_sdr(s.T, e.T))
+
+
+def test_data_dir_layout_and_parallel_jobs(tracks, tmp_path):
+    ref, est = tracks
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, fname in (("mix", "mixture"), ("a", "a"), ("b", "b")):
+        (data / f"{name}.scp").write_text("".join(f"{t} {ref / t / fname}.wav\n" for t in ("t1", "t2")))
+    (data / "utt2num_samples").write_text(f"t1 {RATE}\nt2 {RATE}\n")
+    folder_rows, folder_summary = ev.evaluate_dirs(ref, est)
+    data_rows, _ = ev.evaluate_dirs(data, est, jobs=2)
+    assert data_rows == folder_rows
+    assert len(folder_summary) == 2 * 2 * 3  # stems x metrics x (model, input, improvement)
+
+
+def test_missing_estimate_is_one_line_error(tracks, capsys):
+    ref, est = tracks
+    (est / "t2" / "b.wav").unlink()
+    rc, out, err = run_cli(["--ref", ref, "--est", est], capsys)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("banda-evaluate: error:") and str(est / "t2" / "b.wav") in lines[0]
+
+
+def test_unknown_stem_and_metric(tracks, capsys):
+    ref, est = tracks
+    rc, _, err = run_cli(["--ref", ref, "--est", est, "--stems", "a,vocals"], capsys)
+    assert rc == 2 and "'vocals'" in err and str(ref) in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run_cli(["--ref", ref, "--est", est, "--metrics", "sdr,foo"], capsys)
+    assert rc == 2 and "unknown metric 'foo'" in err
+
+
+def test_length_tolerance(tracks, capsys):
+    ref, est = tracks
+    a, _ = sf.read(str(est / "t1" / "a.wav"), always_2d=True)
+    wav(est / "t1" / "a.wav", a[:-5].T)  # within tolerance: zero-padded
+    rows, _ = ev.evaluate_dirs(ref, est, metrics="sdr", input_baseline=False)
+    assert all(np.isfinite(r["value"]) for r in rows)
+    wav(est / "t1" / "a.wav", a[:-1000].T)
+    rc, _, err = run_cli(["--ref", ref, "--est", est], capsys)
+    assert rc == 2 and str(est / "t1" / "a.wav") in err and "samples" in err
+    with pytest.raises(BandaError):
+        ev.evaluate_dirs(ref, est, length_tolerance=999)  # 1000 > 999
+    rows, _ = ev.evaluate_dirs(ref, est, length_tolerance=1000, input_baseline=False)
+    assert len(rows) == 8
+
+
+def test_missing_values_are_counted_not_averaged(tracks):
+    ref, est = tracks
+    wav(ref / "t2" / "b.wav", np.zeros((2, RATE)))  # silent reference: STOI undefined
+    long_rows, summary = ev.evaluate_dirs(ref, est, stems="b", metrics="stoi")
+    t2 = [r for r in long_rows if r["track"] == "t2"]
+    assert all(np.isnan(r["value"]) for r in t2)
+    by = {r["metric"]: r for r in summary}
+    assert by["stoi"]["count"] == 1 and by["stoi"]["missing"] == 1
+    t1 = [r["value"] for r in long_rows if r["track"] == "t1" and r["metric"] == "stoi"]
+    assert by["stoi"]["mean"] == pytest.approx(t1[0])
+    assert by["stoi_delta"]["missing"] == 1
+
+
+def test_write_results_md(tracks, tmp_path):
+    ref, est = tracks
+    _, summary = ev.evaluate_dirs(ref, est)
+    path = tmp_path / "RESULTS.md"
+    ev.write_results_md(summary, path, "toy", system="mymodel")
+    text = path.read_text()
+    assert text.startswith("# toy")
+    assert "| system | a | b | mean |" in text
+    assert "| mixture (input) |" in text and "| mymodel |" in text
+    assert "## sdr" in text and "## si_sdr" in text and "## si_sdri" not in text
+    assert "| improvement (si_sdri) |" in text and "| improvement (sdri) |" in text
+    # also works from the CSV read back (strings)
+    ev.write_results(tmp_path / "s", [], summary)
+    _, rows = read_csv(tmp_path / "s" / "summary.csv")
+    ev.write_results_md(rows, tmp_path / "R2.md", "toy", system="mymodel")
+    assert (tmp_path / "R2.md").read_text() == text
+
+
+def test_python_dash_m_entry_point(tracks):
+    ref, est = tracks
+    (est / "t1" / "a.wav").unlink()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "banda.bin.evaluate", "--ref", str(ref), "--est", str(est)],
+                       capture_output=True, text=True, cwd=REPO, env=env)
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and "a.wav" in p.stderr
+
+
+@pytest.mark.skipif(not MUSEVAL_DIR.exists(), reason="museval test data not available")
+def test_bss_eval_end_to_end_matches_museval_json(tmp_path, capsys):
+    src = MUSEVAL_DIR / TRACK
+    stems = {k: sf.read(str(src / f"{k}.wav"), dtype="float32")[0].T for k in ("vocals", "drums", "bass", "other")}
+    acc = stems["drums"] + stems["bass"] + stems["other"]
+    ref, est = tmp_path / "ref", tmp_path / "est"
+    rate = 44100
+    wav(ref / TRACK / "vocals.wav", stems["vocals"], rate)
+    wav(ref / TRACK / "accompaniment.wav", acc, rate)
+    wav(ref / TRACK / "mixture.wav", stems["vocals"] + acc, rate)
+    np.random.seed(0)
+    wav(est / TRACK / "vocals.wav", np.random.random((300032, 2)).T, rate)
+    wav(est / TRACK / "accompaniment.wav", np.random.random((300032, 2)).T, rate)
+    out_dir = tmp_path / "scores"
+    rc, out, err = run_cli(["--ref", ref, "--est", est, "--metrics", "bss_eval", "--no-input-baseline",
+                            "--stems", "vocals,accompaniment", "-o", out_dir], capsys)
+    assert rc == 0, err
+    _, rows = read_csv(out_dir / "long.csv")
+    got = {(r["stem"], r["metric"]): float(r["value"]) for r in rows}
+    assert len(got) == 8 and {r["track"] for r in rows} == {TRACK}
+    with open(MUSEVAL_DIR / f"{TRACK}.json") as f:
+        doc = json.load(f)
+    for target in doc["targets"]:
+        for key in ("SDR", "ISR", "SIR", "SAR"):
+            frames = [fr["metrics"][key] for fr in target["frames"]]
+            assert got[(target["name"], f"bss_{key.lower()}")] == pytest.approx(np.median(frames), abs=0.1)
+    _, summary = read_csv(out_dir / "summary.csv")
+    vocals = {r["metric"]: r for r in summary if r["stem"] == "vocals"}
+    # one track: cSDR (median over tracks) is that track's frame median
+    assert float(vocals["bss_sdr"]["median"]) == pytest.approx(got[("vocals", "bss_sdr")])
+    assert "cSDR" in out
