@@ -37,6 +37,8 @@ setup(
             "banda-prepare-musdb=banda.bin.prepare_musdb:main",
             "banda-synth-mini=banda.bin.synth_mini:main",
             "banda-pack=banda.bin.pack:main",
+            "banda-results=banda.bin.results:main",
+            "banda-data-dir=banda.bin.data_dir:main",
         ]
     },
 )
