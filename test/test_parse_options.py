@@ -93,3 +93,13 @@ def test_config_file(demo, tmp_path):
     assert r.returncode == 1 and "unknown variable 'njobs'" in r.stderr
     r = demo("--config", str(tmp_path / "missing.conf"))
     assert r.returncode == 1 and "missing.conf" in r.stderr
+
+
+def test_require_db_names_the_variable(tmp_path):
+    script = REPO / "utils" / "require_db.sh"
+    empty = subprocess.run(["bash", str(script), "MUSDB18HQ", ""], capture_output=True, text=True)
+    assert empty.returncode == 2 and "MUSDB18HQ" in empty.stderr and "db.sh" in empty.stderr
+    missing = subprocess.run(["bash", str(script), "MUSDB18HQ", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "MUSDB18HQ" in missing.stderr
+    ok = subprocess.run(["bash", str(script), "MUSDB18HQ", str(tmp_path)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr

@@ -23,4 +23,5 @@ if [ ! -f "${MINI_MUSDB}/.complete" ] || [ "$(cat "${MINI_MUSDB}/.complete")" !=
 else
     log "Found ${MINI_MUSDB}; not synthesizing again"
 fi
+utils/require_db.sh MINI_MUSDB "${MINI_MUSDB}"
 python -m banda.bin.prepare_musdb --root "${MINI_MUSDB}" --out data --num-valid "${num_valid}"
