@@ -22,6 +22,39 @@ BIT_DEPTH_SUBTYPES = {
     "flac": {16: "PCM_16", 24: "PCM_24"},
     "mp3": {16: "MPEG_LAYER_III", 24: "MPEG_LAYER_III", 32: "MPEG_LAYER_III"},
 }
+# MPEG audio has a fixed set of sample rates; libsndfile refuses the others when opening.
+MP3_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+PCM_BITS = {"PCM_16": 16, "PCM_24": 24}
+
+
+def quantize(audio: np.ndarray, subtype: str) -> np.ndarray:
+    """Round samples to the grid of integer ``subtype`` (to nearest, clipped to its range) as float32.
+
+    libsndfile's float -> PCM conversion for WAV rounds towards minus infinity, so a sample a
+    hair below ``k / 2**15`` would be written as ``k - 1`` (half a step of bias on average);
+    writing values already on the grid makes every format round to nearest. Other
+    subtypes pass through unchanged.
+    """
+    bits = PCM_BITS.get(subtype)
+    if bits is None:
+        return audio
+    scale = float(2 ** (bits - 1))
+    q = np.clip(np.rint(np.asarray(audio, dtype=np.float64) * scale), -scale, scale - 1)
+    return (q / scale).astype(np.float32)
+
+
+def check_output_format(name: PathLike, fmt: str, bit_depth: int, sample_rate: int) -> None:
+    """Raise :class:`AudioError` (naming ``name``) if ``fmt``/``bit_depth``/``sample_rate`` cannot be written."""
+    if fmt not in FORMATS:
+        raise AudioError(f"{name}: unsupported output format {fmt!r} (choose one of {', '.join(FORMATS)})")
+    subtypes = BIT_DEPTH_SUBTYPES[fmt]
+    if bit_depth not in subtypes:
+        raise AudioError(f"{name}: bit depth {bit_depth} not possible for {fmt} (choose {sorted(subtypes)})")
+    if fmt == "mp3" and int(sample_rate) not in MP3_SAMPLE_RATES:
+        raise AudioError(f"{name}: mp3 cannot store {sample_rate} Hz audio "
+                         f"(possible: {', '.join(map(str, MP3_SAMPLE_RATES))}); choose --format wav or flac")
 
 
 @dataclass(frozen=True)
@@ -123,16 +156,13 @@ def write_audio(
 ) -> Path:
     """Write ``(channels, time)`` audio atomically. Format from ``format`` or the extension.
 
-    ``bit_depth`` 16 or 24 writes integer PCM, 32 writes float (wav only); samples outside
-    [-1, 1] are clipped by integer formats, so decide about clipping before calling.
+    ``bit_depth`` 16 or 24 writes integer PCM (rounded to nearest), 32 writes float (wav only);
+    samples outside [-1, 1] are clipped by integer formats, so decide about clipping before calling.
     """
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
-    if fmt not in FORMATS:
-        raise AudioError(f"{path}: unsupported output format {fmt!r} (choose one of {', '.join(FORMATS)})")
+    check_output_format(path, fmt, bit_depth, sample_rate)
     subtypes = BIT_DEPTH_SUBTYPES[fmt]
-    if bit_depth not in subtypes:
-        raise AudioError(f"{path}: bit depth {bit_depth} not possible for {fmt} (choose {sorted(subtypes)})")
     if hasattr(audio, "detach"):
         audio = audio.detach().cpu().numpy()
     audio = np.asarray(audio, dtype=np.float32)
@@ -142,8 +172,12 @@ def write_audio(
         raise AudioError(f"{path}: expected (channels, time) audio, got shape {audio.shape}")
     if not np.isfinite(audio).all():
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
-    with atomic_path(path, suffix="." + fmt) as tmp:
-        sf.write(str(tmp), audio.T, int(sample_rate), subtype=subtypes[bit_depth], format=FORMATS[fmt])
+    try:
+        with atomic_path(path, suffix="." + fmt) as tmp:
+            sf.write(str(tmp), quantize(audio.T, subtypes[bit_depth]), int(sample_rate), subtype=subtypes[bit_depth],
+                     format=FORMATS[fmt])
+    except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
+        raise AudioError(f"{path}: cannot write audio ({_short(e)})") from None
     return path
 
 

@@ -48,8 +48,21 @@ def parse_args_with_config(parser, argv: Optional[List[str]] = None):
             dest = key.replace("-", "_")
             if dest not in dests:
                 raise ConfigError(f"{known.config}: unknown config key '{key}' (known: {', '.join(sorted(dests))})")
-            if dests[dest].required:
-                dests[dest].required = False
+            action = dests[dest]
+            if action.nargs in (None, "?") and isinstance(value, (list, dict)):
+                raise ConfigError(f"{known.config}: '{key}' takes one value, got {value!r}")
+            if action.nargs in ("*", "+") and isinstance(value, (str, int, float)):
+                value = [value]
+            if action.type is not None and value is not None and not isinstance(value, (list, dict)):
+                try:
+                    value = action.type(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{known.config}: invalid value for '{key}': {value!r}") from None
+            if action.choices is not None and value is not None and value not in action.choices:
+                raise ConfigError(f"{known.config}: invalid value for '{key}': {value!r} "
+                                  f"(choose from {', '.join(map(str, action.choices))})")
+            if action.required:
+                action.required = False
             parser.set_defaults(**{dest: value})
     args = parser.parse_args(argv)
     if args.print_config:

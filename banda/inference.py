@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .audio import BIT_DEPTH_SUBTYPES, FORMATS, audio_info, convert_channels, resample
+from .audio import BIT_DEPTH_SUBTYPES, FORMATS, audio_info, check_output_format, convert_channels, quantize, resample
 from .errors import AudioError, BandaError
 from .fileio import atomic_path
 
@@ -82,7 +82,9 @@ def overlap_add(
             a, b = emitted + pad - base, real_end + pad - base
             yield emitted, (acc[..., a:b] / np.maximum(wsum[a:b], 1e-8)).astype(np.float32)
             emitted = real_end
-        drop = emitted + pad - base
+        # Drop what is emitted (or padding before the signal) but never past ``final_end``:
+        # with overlap > 1/2 the padding is longer than a hop and the next segment starts there.
+        drop = min(emitted + pad, final_end) - base
         if drop > 0:
             acc[..., : cap - drop] = acc[..., drop:]
             acc[..., cap - drop:] = 0
@@ -220,10 +222,22 @@ class Separator:
             raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
         stems = list(outputs)
         idx = self._stem_index(stems)
+        check_output_format(path, fmt, bit_depth, info.sample_rate)
         subtype = BIT_DEPTH_SUBTYPES[fmt][bit_depth]
         integer = subtype.startswith("PCM")
         clipped = {s: 0 for s in stems}
         needs_resample = info.sample_rate != self.sample_rate
+        new_dirs = _missing_dirs(outputs.values())
+        try:
+            self._separate_file(path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped)
+        except BaseException:
+            for d in new_dirs:  # folders this call created (deepest first), if left empty
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise
+        return clipped
+
+    def _separate_file(self, path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped):
         with ExitStack() as stack:
             src_path = path
             if needs_resample:
@@ -234,13 +248,14 @@ class Separator:
             final_paths = {s: stack.enter_context(atomic_path(outputs[s], suffix="." + fmt)) for s in stems}
             if needs_resample:
                 stage_paths = {s: stack.enter_context(_temp_file(".wav")) for s in stems}
-                writers = {s: stack.enter_context(sf.SoundFile(str(stage_paths[s]), "w", samplerate=self.sample_rate,
-                                                               channels=info.channels, subtype="FLOAT", format="WAV")) for s in stems}
+                writers = {s: stack.enter_context(_open_writer(stage_paths[s], outputs[s], self.sample_rate, info.channels,
+                                                               "FLOAT", "WAV")) for s in stems}
             else:
-                writers = {s: stack.enter_context(sf.SoundFile(str(final_paths[s]), "w", samplerate=info.sample_rate,
-                                                               channels=info.channels, subtype=subtype, format=FORMATS[fmt])) for s in stems}
+                writers = {s: stack.enter_context(_open_writer(final_paths[s], outputs[s], info.sample_rate, info.channels,
+                                                               subtype, FORMATS[fmt])) for s in stems}
             length = src.frames
             bar = tqdm(total=self._n_segments(length), desc=path.name, unit="seg", disable=not self.progress, dynamic_ncols=True, leave=False)
+            stack.callback(bar.close)
             reader = file_reader(src, self.channels, str(path))
             for _, block in overlap_add(lambda c: self._process(c, idx), reader, length, self.segment, self.overlap,
                                         self.batch_size, bar):
@@ -248,32 +263,53 @@ class Separator:
                     out = block[i]
                     if info.channels == 1 and out.shape[0] == 2:
                         out = out.mean(0, keepdims=True)
+                    elif info.channels == 2 and out.shape[0] == 1:  # mono model, stereo file
+                        out = np.repeat(out, 2, axis=0)
                     if integer and not needs_resample and clip == "clamp":
                         clipped[s] += int((np.abs(out) > 1).sum())
                         out = np.clip(out, -1, 1)
-                    writers[s].write(out.T)
+                    writers[s].write(out.T if needs_resample else quantize(out.T, subtype))
             bar.close()
             if needs_resample:
                 for s in stems:
                     writers[s].close()
-                    _finish_resample(stage_paths[s], final_paths[s], info, subtype, FORMATS[fmt], integer and clip == "clamp", clipped, s)
+                    _finish_resample(stage_paths[s], final_paths[s], outputs[s], info, subtype, FORMATS[fmt],
+                                     integer and clip == "clamp", clipped, s)
             else:
                 for w in writers.values():
                     w.close()
-        return clipped
 
 
-def _finish_resample(stage: Path, final: Path, info, subtype: str, fmt: str, clamp: bool, clipped: Dict[str, int], stem: str):
+def _finish_resample(stage: Path, final: Path, name: Path, info, subtype: str, fmt: str, clamp: bool, clipped: Dict[str, int],
+                     stem: str):
     """Resample a model-rate stage file back to the input's rate and format."""
     with _temp_file(".wav") as back:
         resample_file(stage, back, info.sample_rate, frames=info.frames)
-        with sf.SoundFile(str(back)) as f, sf.SoundFile(str(final), "w", samplerate=info.sample_rate, channels=info.channels,
-                                                         subtype=subtype, format=fmt) as out:
+        with sf.SoundFile(str(back)) as f, _open_writer(final, name, info.sample_rate, info.channels, subtype, fmt) as out:
             for block in f.blocks(blocksize=info.sample_rate * 30, dtype="float32", always_2d=True):
                 if clamp:
                     clipped[stem] += int((np.abs(block) > 1).sum())
                     block = np.clip(block, -1, 1)
-                out.write(block)
+                out.write(quantize(block, subtype))
+
+
+def _open_writer(path: Path, name, sample_rate: int, channels: int, subtype: str, fmt: str) -> sf.SoundFile:
+    """An open sound file for writing; failures become an :class:`AudioError` naming ``name``."""
+    try:
+        return sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype=subtype, format=fmt)
+    except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
+        raise AudioError(f"{name}: cannot write audio ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+
+
+def _missing_dirs(paths) -> List[Path]:
+    """The not yet existing folders above ``paths``, deepest first."""
+    dirs = set()
+    for p in paths:
+        d = Path(p).parent
+        while not d.exists() and d != d.parent:
+            dirs.add(d)
+            d = d.parent
+    return sorted(dirs, key=lambda d: len(d.parts), reverse=True)
 
 
 @contextlib.contextmanager

@@ -6,9 +6,10 @@
 
 Inputs are files, folders (searched recursively for audio) or globs. Each track is written
 to ``OUT/{track}/{stem}.{ext}`` (``--filename`` changes the pattern; a track is named after
-its file, or after its folder when the file is called ``mixture``). Long files are read and
-written in segments, so memory does not grow with their length; outputs keep the input's
-sample rate, channel count and exact length.
+its file, or after its folder when the file is called ``mixture``; a folder that holds
+``mixture.*`` files, the MUSDB layout with reference stems beside each mixture, contributes
+only those). Long files are read and written in segments, so memory does not grow with
+their length; outputs keep the input's sample rate, channel count and exact length.
 """
 import argparse
 import glob
@@ -58,6 +59,9 @@ def collect_inputs(inputs: List[str], scp: Optional[str]) -> List[Tuple[str, Pat
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
             if not files:
                 raise BandaError(f"{path}: folder contains no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            mixtures = [f for f in files if f.stem == "mixture"]
+            if mixtures:  # MUSDB-style track folders: the stems beside a mixture are references, not inputs
+                files = mixtures
         elif path.is_file():
             files = [path]
         else:
@@ -76,9 +80,31 @@ def collect_inputs(inputs: List[str], scp: Optional[str]) -> List[Tuple[str, Pat
     return pairs
 
 
+def output_paths(pairs: List[Tuple[str, Path]], stems: List[str], out: Path, pattern: str, ext: str) -> List[Dict[str, Path]]:
+    """Per track, stem -> output path from ``--filename``; bad fields or two outputs on one path are errors."""
+    result: List[Dict[str, Path]] = []
+    seen: Dict[Path, str] = {}
+    for track, _ in pairs:
+        outputs = {}
+        for stem in stems:
+            try:
+                name = pattern.format(track=track, stem=stem, ext=ext)
+            except (KeyError, IndexError, ValueError) as e:
+                raise BandaError(f"--filename {pattern!r}: invalid pattern ({type(e).__name__}: {e}); "
+                                 "use the fields {track}, {stem} and {ext}") from None
+            path = out / name
+            if path in seen:
+                raise BandaError(f"--filename {pattern!r}: {track}/{stem} and {seen[path]} would both be written to {path}")
+            seen[path] = f"{track}/{stem}"
+            outputs[stem] = path
+        result.append(outputs)
+    return result
+
+
 def _main(argv: Optional[List[str]]) -> int:
     import torch
 
+    from ..audio import audio_info
     from ..inference import Separator
     from ..models import load_model
 
@@ -91,19 +117,23 @@ def _main(argv: Optional[List[str]]) -> int:
     if args.format != "wav" and args.bit_depth == 32:
         raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {args.format}")
     pairs = collect_inputs(args.inputs, args.scp)
+    for _, path in pairs:  # check every header before spending time on the first track
+        audio_info(path)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BandaError("--device cuda asked for, but no CUDA device is available")
     model = load_model(args.model)
     separator = Separator(model, device=device, segment=args.segment, overlap=args.overlap,
                           batch_size=args.batch_size, progress=not args.no_progress)
-    stems = args.stems.split(",") if args.stems else separator.stems
+    stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else separator.stems
     separator._stem_index(stems)  # fail fast on a wrong stem name
+    stems = list(dict.fromkeys(stems))
     out = Path(args.out)
+    all_outputs = output_paths(pairs, stems, out, args.filename, args.format)
     from tqdm import tqdm
 
-    for track, path in tqdm(pairs, desc="tracks", unit="track", disable=args.no_progress or len(pairs) == 1, dynamic_ncols=True):
-        outputs = {s: out / args.filename.format(track=track, stem=s, ext=args.format) for s in stems}
+    for (track, path), outputs in tqdm(list(zip(pairs, all_outputs)), desc="tracks", unit="track",
+                                       disable=args.no_progress or len(pairs) == 1, dynamic_ncols=True):
         t0 = time.time()
         clipped = separator.separate_file(path, outputs, fmt=args.format, bit_depth=args.bit_depth, clip=args.clip)
         log.info("%s -> %s (%.1f s)", path, out / args.filename.format(track=track, stem="*", ext=args.format), time.time() - t0)

@@ -1,0 +1,185 @@
+"""banda.inference: overlap-add exactness and streaming, Separator, blockwise resampling."""
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from banda.errors import BandaError
+from banda.inference import Separator, array_reader, overlap_add, resample_file, segment_window
+
+GAINS = np.array([1.0, 0.5, -2.0], dtype=np.float32)
+
+
+def identity(chunks: np.ndarray) -> np.ndarray:
+    """(batch, channels, time) -> (batch, 3 stems, channels, time), stem i = input * GAINS[i]."""
+    return chunks[:, None] * GAINS[None, :, None, None]
+
+
+def run(x, segment, overlap, batch_size, process=identity):
+    blocks = list(overlap_add(process, array_reader(x), x.shape[1], segment, overlap, batch_size))
+    pos = 0
+    for start, block in blocks:  # in order and contiguous
+        assert start == pos
+        assert block.ndim == 3 and block.dtype == np.float32 and block.shape[1] == x.shape[0]
+        assert block.shape[2] > 0
+        pos += block.shape[2]
+    assert pos == x.shape[1]
+    return blocks, np.concatenate([b for _, b in blocks], axis=-1)
+
+
+@pytest.mark.parametrize("length", [1, 50, 99, 100, 101, 1000, 4321])
+@pytest.mark.parametrize("segment,overlap", [(100, 0.0), (100, 0.25), (100, 0.5), (64, 0.1), (7, 0.5), (100, 0.75), (33, 0.9)])
+def test_overlap_add_identity_is_exact(length, segment, overlap):
+    x = np.random.default_rng(length).standard_normal((2, length)).astype(np.float32)
+    for batch_size in (1, 2, 3, 8):
+        blocks, y = run(x, segment, overlap, batch_size)
+        assert y.shape == (3, 2, length)
+        np.testing.assert_allclose(y, identity(x[None])[0], atol=1e-6, rtol=0)
+
+
+def test_overlap_add_bad_overlap():
+    for overlap in (1.0, -0.1, 1.5):
+        with pytest.raises(BandaError, match="overlap"):
+            list(overlap_add(identity, array_reader(np.zeros((1, 10), np.float32)), 10, 8, overlap))
+
+
+def test_segment_window_sums_to_one():
+    for segment, ov in [(100, 25), (100, 50), (64, 0), (10, 3)]:
+        w = segment_window(segment, ov)
+        hop = segment - ov
+        total = np.zeros(hop * 20 + segment)
+        for k in range(21):
+            total[k * hop:k * hop + segment] += w
+        np.testing.assert_allclose(total[segment:hop * 20], 1.0, atol=1e-6)
+        assert (w > 0).all()
+
+
+def test_overlap_add_streams():
+    """Blocks come out while reading goes on: the reader is never far ahead of the output."""
+    length, segment, batch_size = 50_000, 1000, 2
+    x = np.random.default_rng(0).standard_normal((1, length)).astype(np.float32)
+    reader = array_reader(x)
+    furthest = [0]
+
+    def read(start, frames):
+        furthest[0] = max(furthest[0], start + frames)
+        return reader(start, frames)
+
+    n_blocks = 0
+    for start, block in overlap_add(identity, read, length, segment, 0.25, batch_size):
+        n_blocks += 1
+        assert furthest[0] - (start + block.shape[-1]) <= (batch_size + 1) * segment
+    assert n_blocks >= length // (batch_size * segment)
+
+
+def test_overlap_add_block_count_grows_with_length():
+    counts = []
+    for length in (10_000, 20_000, 40_000):
+        x = np.zeros((1, length), np.float32)
+        blocks = list(overlap_add(identity, array_reader(x), length, 1000, 0.25, 1))
+        counts.append(len(blocks))
+        assert max(b.shape[-1] for _, b in blocks) <= 1000  # each block is at most one segment
+    assert counts[0] < counts[1] < counts[2]
+
+
+def test_overlap_add_memory_is_bounded():
+    """tracemalloc peak while streaming does not grow with the input's length."""
+
+    def peak(length):
+        x = np.random.default_rng(0).standard_normal((2, length)).astype(np.float32)
+        tracemalloc.start()
+        try:
+            for _ in overlap_add(identity, array_reader(x), length, 4096, 0.25, 2):
+                pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak(100_000), peak(1_000_000)
+    long_input_bytes = 2 * 1_000_000 * 4
+    assert long < 1.2 * short + 100_000, (short, long)
+    assert long < long_input_bytes / 4, (short, long)
+
+
+class Pointwise(torch.nn.Module):
+    """A model whose output at each sample depends on that sample only: stem i = tanh(gain_i * x)."""
+
+    def __init__(self, stems=("a", "b", "c"), in_channels=2, sample_rate=8000):
+        super().__init__()
+        self.stems, self.in_channels, self.sample_rate = list(stems), in_channels, sample_rate
+        self.register_buffer("gains", torch.tensor([1.0, 0.5, -2.0][:len(self.stems)]))
+
+    def forward(self, x):
+        assert x.dim() == 3 and x.shape[1] == self.in_channels
+        return torch.tanh(x[:, None] * self.gains[None, :, None, None])
+
+
+@pytest.mark.parametrize("length", [5, 8000, 8000 * 3 + 17])
+def test_separator_matches_whole_signal(length):
+    model = Pointwise()
+    sep = Separator(model, segment=0.5, overlap=0.25, batch_size=3, progress=False)
+    x = np.random.default_rng(1).standard_normal((2, length)).astype(np.float32)
+    y = sep.separate(x)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)[None])[0].numpy()
+    assert y.shape == (3, 2, length)
+    np.testing.assert_allclose(y, ref, atol=1e-6, rtol=0)
+    sub = sep.separate(x, stems=["c", "a"])
+    np.testing.assert_allclose(sub, ref[[2, 0]], atol=1e-6, rtol=0)
+    with pytest.raises(BandaError, match="unknown stem 'd'.*a, b, c"):
+        sep.separate(x, stems=["d"])
+
+
+def test_separator_channel_conversion():
+    mono_model = Pointwise(in_channels=1)
+    sep = Separator(mono_model, segment=0.25, progress=False)
+    x = np.random.default_rng(2).standard_normal((2, 3000)).astype(np.float32)
+    y = sep.separate(x)
+    assert y.shape == (3, 1, 3000)
+    np.testing.assert_allclose(y[:, 0], np.tanh(x.mean(0)[None] * GAINS[:, None]), atol=1e-6)
+    stereo = Separator(Pointwise(in_channels=2), segment=0.25, progress=False)
+    y = stereo.separate(x[:1])
+    np.testing.assert_allclose(y[:, 0], y[:, 1])
+
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, n):
+        self.n += n
+
+
+def test_progress_total_matches_segments():
+    sep = Separator(Pointwise(), segment=0.1, overlap=0.3, progress=False)
+    for length in (1, 800, 801, 12345):
+        bar = Counter()
+        x = np.zeros((2, length), np.float32)
+        list(overlap_add(identity, array_reader(x), length, sep.segment, sep.overlap, 4, bar))
+        assert bar.n == sep._n_segments(length)
+
+
+@pytest.mark.parametrize("orig,new", [(44100, 48000), (48000, 44100), (44100, 16000)])
+def test_resample_file_matches_whole_file(tmp_path, orig, new):
+    frames = int(orig * 1.3) + 7
+    x = (0.5 * np.random.default_rng(orig + new).standard_normal((frames, 2))).astype(np.float32)
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(str(src), x, orig, subtype="FLOAT")
+    resample_file(src, dst, new, block_seconds=0.05)  # ~26 blocks
+    y, rate = sf.read(str(dst), dtype="float32")
+    ref = AF.resample(torch.from_numpy(np.ascontiguousarray(x.T)), orig, new).numpy().T
+    assert rate == new
+    assert y.shape == ref.shape == (math.ceil(frames * new / orig), 2)
+    assert np.abs(y - ref).max() < 1e-4
+    # frames= cuts or zero-pads the output to a given length
+    resample_file(src, dst, new, frames=1000, block_seconds=0.05)
+    y, _ = sf.read(str(dst), dtype="float32")
+    np.testing.assert_allclose(y, ref[:1000], atol=1e-4)
+    resample_file(src, dst, new, frames=ref.shape[0] + 50, block_seconds=0.05)
+    y, _ = sf.read(str(dst), dtype="float32")
+    np.testing.assert_allclose(y[:-50], ref, atol=1e-4)
+    assert not y[-50:].any()
