@@ -8,12 +8,29 @@ by :func:`check_params`.
 """
 import copy
 import inspect
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
 from .errors import ConfigError
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, plus floats without a dot (``1e-3``, ``5E4``): PyYAML
+    alone reads those as strings, so ``--optim.lr 1e-4`` would be the string ``'1e-4'``."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
 
 
 class _Open(dict):
@@ -29,7 +46,7 @@ def load_yaml(path) -> Dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if data is None:
@@ -59,8 +76,29 @@ def merge_strict(base: Dict[str, Any], update: Dict[str, Any], source: str, pref
             merged = merge_strict(current, value, source, dotted + ".")
             out[key] = _Open(merged) if isinstance(current, _Open) else merged
         else:
+            _check_type(current, value, source, dotted)
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _check_type(default, value, source: str, dotted: str) -> None:
+    """A value must have its default's type (an int is a float too; ``null`` is always allowed)."""
+    if value is None or default is None:
+        return
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a string"
+    elif isinstance(default, (list, tuple)):
+        ok, want = isinstance(value, (list, tuple)), "a list"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{source}: '{dotted}' must be {want}, got {value!r}")
 
 
 def parse_overrides(args: Sequence[str], source: str = "command line") -> Dict[str, Any]:
@@ -84,7 +122,7 @@ def parse_overrides(args: Sequence[str], source: str = "command line") -> Dict[s
         items.append((key.replace("-", "_"), value))
     for key, value in items:
         try:
-            parsed = yaml.safe_load(value) if value != "" else ""
+            parsed = parse_yaml(value) if value != "" else ""
         except yaml.YAMLError:
             parsed = value
         node = nested

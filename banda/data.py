@@ -41,6 +41,9 @@ class _StemTable:
         for name, table in self.paths.items():
             if list(table) != self.ids:
                 raise DataError(f"{self.data_dir}/{name}.scp: ids differ from {self.stems[0]}.scp (run validate)")
+        missing = [i for i in self.ids if i not in self.lengths]
+        if missing:
+            raise DataError(f"{self.data_dir}/utt2num_samples: no length for {missing[0]!r} (run validate)")
         first = audio_info(self.paths[self.stems[0]][self.ids[0]])
         if first.sample_rate != sample_rate:
             raise DataError(
@@ -49,7 +52,10 @@ class _StemTable:
 
     def read(self, name: str, track: str, start: int, frames: int) -> np.ndarray:
         """``(channels, frames)`` from ``start``; zero-padded past the end of the file."""
-        audio, _ = read_audio(self.paths[name][track], start=start, frames=frames, channels=self.channels, allow_empty=True)
+        path = self.paths[name][track]
+        audio, rate = read_audio(path, start=start, frames=frames, channels=self.channels, allow_empty=True)
+        if rate != self.sample_rate:  # only the first file is checked up front
+            raise DataError(f"{path}: sample rate {rate} Hz, config says {self.sample_rate} Hz")
         if audio.shape[1] < frames:
             audio = np.pad(audio, ((0, 0), (0, frames - audio.shape[1])))
         return audio

@@ -12,6 +12,10 @@ Experiment directory layout (written by rank 0 only)::
 
 Resume is the default: a ``checkpoint.pth`` in the exp dir is continued. ``init_param``
 (fine-tuning) only loads weights into a fresh run and is never applied on resume.
+
+Test hook: with the environment variable ``BANDA_TEST_KILL_AT_STEP=N`` the process exits
+abruptly (``os._exit(137)``, like a SIGKILL) right after step ``N`` and its periodic
+checkpoint, so tests can check that resuming reproduces an uninterrupted run.
 """
 import logging
 import math
@@ -80,8 +84,12 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 BEST_METRICS = {"si_sdr": "max", "loss": "min"}
 
 
-class NonFiniteError(RuntimeError):
-    pass
+# Test hook (see the module docstring): exit abruptly after this step.
+KILL_AT_STEP_ENV = "BANDA_TEST_KILL_AT_STEP"
+
+
+class NonFiniteError(BandaError):
+    """Too many non-finite (NaN/inf) training steps in a row."""
 
 
 def _dist_info():
@@ -180,7 +188,8 @@ class Trainer:
             torch.cuda.set_device(device)
         else:
             device = torch.device("cpu")
-        if self.world > 1 and not dist.is_initialized():
+        self._own_process_group = self.world > 1 and not dist.is_initialized()
+        if self._own_process_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         self.device = device
         amp = self.cfg["train"]["amp"]
@@ -251,11 +260,11 @@ class Trainer:
         return state
 
     def _set_rng_state(self, state):
-        torch.set_rng_state(state["torch"])
+        torch.set_rng_state(state["torch"].cpu())
         np.random.set_state(state["numpy"])
         random.setstate(state["python"])
         if "cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda"], self.device)
+            torch.cuda.set_rng_state(state["cuda"].cpu(), self.device)
 
     def save_checkpoint(self):
         if not self.is_main:
@@ -299,6 +308,16 @@ class Trainer:
         state = obj.get("state_dict", obj.get("model", obj)) if isinstance(obj, dict) else None
         if not isinstance(state, dict):
             raise BandaError(f"{path}: no model weights found for --init_param")
+        own = self.model.state_dict()
+        wrong = [k for k, v in state.items() if k in own and (not torch.is_tensor(v) or v.shape != own[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise BandaError(
+                f"{path}: --init_param weights do not fit this model ({len(wrong)} tensors differ in shape, e.g. "
+                f"{k}: {tuple(getattr(state[k], 'shape', ()))} vs {tuple(own[k].shape)}); was it trained with another model config?"
+            )
+        if not any(k in own for k in state):
+            raise BandaError(f"{path}: --init_param shares no parameter names with model {self.model_spec['name']!r}")
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         log.info("initialised weights from %s (%d missing, %d unexpected keys)", path, len(missing), len(unexpected))
 
@@ -316,6 +335,7 @@ class Trainer:
         return torch.utils.data.DataLoader(
             self.train_set, batch_size=self.local_batch, sampler=mine, num_workers=self.cfg["data"]["num_workers"],
             pin_memory=self.device.type == "cuda", persistent_workers=False,
+            generator=torch.Generator().manual_seed(int(self.cfg["train"]["seed"]) * 100003 + epoch),
         )
 
     def _autocast(self):
@@ -333,7 +353,10 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg["optim"]["clip_grad_norm"]
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf"))
-        finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(grad_norm))
+        finite_t = (torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)).to(torch.int32).reshape(1)
+        if self.world > 1:  # a rank's local loss may be non-finite while the reduced gradient is not
+            dist.all_reduce(finite_t, op=dist.ReduceOp.MIN)
+        finite = bool(finite_t.item())
         if finite:
             self.scaler.step(self.optimizer)
             self._nonfinite_run = 0
@@ -344,8 +367,9 @@ class Trainer:
                 self.scaler.step(self.optimizer)  # the scaler skips the step and lowers its scale
             if self._nonfinite_run >= self.cfg["train"]["max_nonfinite"]:
                 raise NonFiniteError(
-                    f"{self._nonfinite_run} non-finite steps in a row (loss {loss.item()}, grad norm {grad_norm.item()}); "
-                    "lower the learning rate, enable clipping or check the data. The last good state is in checkpoint.pth"
+                    f"training aborted after {self._nonfinite_run} non-finite steps in a row (train.max_nonfinite; loss "
+                    f"{loss.item()}, grad norm {grad_norm.item()}); lower the learning rate, enable clipping or check the "
+                    f"data. Skipped steps do not change the weights; the last checkpoint, if any, is {self._checkpoint_path()}"
                 )
         self.scaler.update()
         self.scheduler.step()
@@ -357,7 +381,8 @@ class Trainer:
     def validate(self, epoch: int) -> Dict[str, float]:
         model = self.model
         model.eval()
-        loader = torch.utils.data.DataLoader(self.valid_set, batch_size=self.local_batch, num_workers=self.cfg["data"]["num_workers"])
+        loader = torch.utils.data.DataLoader(self.valid_set, batch_size=self.local_batch, num_workers=self.cfg["data"]["num_workers"],
+                                             generator=torch.Generator().manual_seed(0))
         losses, sdrs = [], []
         examples = []
         for mix, target in tqdm(loader, desc=f"valid {epoch}", leave=False, disable=not self.is_main, dynamic_ncols=True):
@@ -425,6 +450,16 @@ class Trainer:
     def fit(self) -> Dict[str, Any]:
         self._setup_device()
         self._setup_logging()
+        try:
+            return self._fit()
+        finally:  # also on errors: later runs in this process must not log into this exp dir
+            if self.is_main:
+                if getattr(self, "writer", None) is not None:
+                    self.writer.close()
+                logging.getLogger("banda").removeHandler(self._log_handler)
+                self._log_handler.close()
+
+    def _fit(self) -> Dict[str, Any]:
         self._build()
         resumed = self._load_checkpoint()
         if not resumed and self.init_param:
@@ -442,6 +477,7 @@ class Trainer:
         if self.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self._nonfinite_run = 0
+        kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)  # test hook
         max_epochs = self.cfg["train"]["max_epochs"]
         ckpt_every = self.cfg["train"]["checkpoint_every_steps"]
         patience = self.cfg["train"]["early_stop_patience"]
@@ -451,6 +487,7 @@ class Trainer:
             bar = tqdm(self._loader(epoch), total=self.steps_per_epoch, initial=self.state["batch_in_epoch"],
                        desc=f"epoch {epoch}/{max_epochs}", disable=not self.is_main, dynamic_ncols=True)
             t0 = time.time()
+            stats = None  # a run resumed at the end of an epoch has no batches left in it
             for mix, target in bar:
                 stats = self._train_step(net, mix, target)
                 self.state["step"] += 1
@@ -463,7 +500,11 @@ class Trainer:
                     bar.set_postfix(loss=f"{stats['loss/total']:.3f}", lr=f"{stats['lr']:.2e}")
                 if ckpt_every and self.state["step"] % ckpt_every == 0:
                     self.save_checkpoint()
-            if self.is_main:
+                if kill_at and self.state["step"] == kill_at:
+                    if self.world > 1:
+                        dist.barrier()  # rank 0 has written the checkpoint
+                    os._exit(137)  # test hook: die like a SIGKILL, without clean-up
+            if self.is_main and stats is not None:
                 log.info("epoch %d: %d steps in %.1f s, last loss %.4f, %d non-finite steps so far",
                          epoch, self.steps_per_epoch, time.time() - t0, stats["loss/total"], self.state["nonfinite_total"])
             self.state["epoch"] = epoch
@@ -483,10 +524,8 @@ class Trainer:
                 self.state["finished"] = bool(flag.item())
             self.save_checkpoint()
         self._finalize()
-        if self.is_main:
-            self.writer.close()
-            logging.getLogger("banda").removeHandler(self._log_handler)
-            self._log_handler.close()
         if self.world > 1:
             dist.barrier()
+            if self._own_process_group:
+                dist.destroy_process_group()
         return self.state

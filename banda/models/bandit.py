@@ -122,6 +122,9 @@ class Bandit(nn.Module):
         layout = band_layout(bands, sample_rate, n_fft, n_bands)
         self.layout = layout
         weights = torch.from_numpy(layout.weights)
+        if mask_combine == "mean":
+            # Plain mean of the masks covering a bin, whatever the filterbank's shape.
+            weights = (weights > 0).to(weights.dtype)
         if mask_combine != "sum":
             # Rectangular banks: normalised weights equal the mean of the covering masks.
             weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-8)
