@@ -217,3 +217,29 @@ def test_bss_eval_end_to_end_matches_museval_json(tmp_path, capsys):
     # one track: cSDR (median over tracks) is that track's frame median
     assert float(vocals["bss_sdr"]["median"]) == pytest.approx(got[("vocals", "bss_sdr")])
     assert "cSDR" in out
+
+
+PESQ_DIR = _shared_data() / "pesq_ludlows"
+
+
+@pytest.mark.skipif(not PESQ_DIR.exists(), reason="pesq test data not available")
+def test_pesq_end_to_end_matches_documented_scores(tmp_path, capsys):
+    """banda-evaluate on python-pesq's own files gives its documented WB and NB scores."""
+    clean, rate = sf.read(str(PESQ_DIR / "speech.wav"), dtype="float32")
+    noisy, _ = sf.read(str(PESQ_DIR / "speech_bab_0dB.wav"), dtype="float32")
+    expected = json.loads((PESQ_DIR / "expected_scores.json").read_text())
+    ref, est = tmp_path / "ref", tmp_path / "est"
+    wav(ref / "utt" / "speech.wav", clean[None], rate)
+    wav(ref / "utt" / "mixture.wav", noisy[None], rate)
+    wav(est / "utt" / "speech.wav", noisy[None], rate)
+    out_dir = tmp_path / "scores"
+    rc, _, err = run_cli(["--ref", ref, "--est", est, "--metrics", "pesq,pesq_nb", "-o", out_dir], capsys)
+    assert rc == 0, err
+    _, rows = read_csv(out_dir / "long.csv")
+    got = {r["metric"]: float(r["value"]) for r in rows}
+    pair = expected["pairs"]["speech.wav vs speech_bab_0dB.wav"]
+    wb, nb = pair["wb_mos_lqo"], pair["nb_mos_lqo"]
+    assert got["pesq"] == pytest.approx(1.0832337141036987, abs=1e-6) == pytest.approx(wb, abs=1e-3)
+    assert got["pesq_nb"] == pytest.approx(1.6072081327438354, abs=1e-6) == pytest.approx(nb, abs=1e-3)
+    # the mixture is the estimate here, so the baseline equals the score
+    assert got["input_pesq"] == pytest.approx(got["pesq"])
