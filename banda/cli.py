@@ -64,6 +64,9 @@ def parse_args_with_config(parser, argv: Optional[List[str]] = None):
             if action.required:
                 action.required = False
             parser.set_defaults(**{dest: value})
+    if "--print_config" in (sys.argv[1:] if argv is None else argv):
+        for action in parser._actions:  # show the options even before the required ones are given
+            action.required = False
     args = parser.parse_args(argv)
     if args.print_config:
         shown = {k: v for k, v in vars(args).items() if k not in ("config", "print_config")}

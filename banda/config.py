@@ -154,7 +154,7 @@ def to_plain(obj):
 
 
 def dump_yaml(cfg: Dict[str, Any]) -> str:
-    return yaml.safe_dump(to_plain(cfg), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(to_plain(cfg), sort_keys=False, default_flow_style=False)
 
 
 def signature_defaults(cls, skip: Sequence[str] = ()) -> Dict[str, Any]:

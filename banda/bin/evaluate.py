@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import metrics as M
 from ..audio import audio_info, read_audio
-from ..cli import run_main, setup_logging
+from ..cli import parse_args_with_config, run_main, setup_logging
 from ..datadir import MIX, read_scp, stem_names
 from ..errors import AudioError, ConfigError, DataError
 from ..fileio import write_csv, write_text
@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args_with_config(build_parser(), argv)
     setup_logging(args.verbose)
     long_rows, summary_rows = evaluate_dirs(
         args.ref,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import audio_info
-from ..cli import run_main, setup_logging
+from ..cli import parse_args_with_config, run_main, setup_logging
 from ..datadir import MIX, write_scp
 from ..errors import ConfigError, DataError
 
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args_with_config(build_parser(), argv)
     setup_logging()
     counts = prepare_musdb(args.root, args.out, parse_stems(args.stems), parse_subsets(args.subsets),
                            valid_tracks=args.valid_tracks, num_valid=args.num_valid)

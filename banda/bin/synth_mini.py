@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import run_main, setup_logging
+from ..cli import parse_args_with_config, run_main, setup_logging
 from ..synth import SAMPLE_RATE, synthesize_dataset
 
 PROG = "banda-synth-mini"
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args_with_config(build_parser(), argv)
     setup_logging()
     synthesize_dataset(
         args.out,
