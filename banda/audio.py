@@ -146,6 +146,18 @@ def resample(audio, orig_rate: int, new_rate: int):
     return out.numpy() if is_numpy else out
 
 
+def as_channels_first(audio, dtype=np.float32) -> np.ndarray:
+    """numpy/torch/list audio as a ``(channels, time)`` array of ``dtype`` (1-D input = one channel)."""
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=dtype)
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2:
+        raise ValueError(f"expected (channels, time) audio, got shape {audio.shape}")
+    return audio
+
+
 def write_audio(
     path: PathLike,
     audio,
@@ -163,13 +175,10 @@ def write_audio(
     fmt = (format or path.suffix.lstrip(".")).lower()
     check_output_format(path, fmt, bit_depth, sample_rate)
     subtypes = BIT_DEPTH_SUBTYPES[fmt]
-    if hasattr(audio, "detach"):
-        audio = audio.detach().cpu().numpy()
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 1:
-        audio = audio[None]
-    if audio.ndim != 2:
-        raise AudioError(f"{path}: expected (channels, time) audio, got shape {audio.shape}")
+    try:
+        audio = as_channels_first(audio, np.float32)
+    except ValueError as e:
+        raise AudioError(f"{path}: {e}") from None
     if not np.isfinite(audio).all():
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
     try:

@@ -35,6 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from .audio import as_channels_first
 from .errors import ConfigError
 
 __all__ = [
@@ -55,14 +56,7 @@ __all__ = [
 
 def _as_array(x) -> np.ndarray:
     """``(channels, time)`` float64 numpy array from numpy/torch/list input (1-D = mono)."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[None]
-    if a.ndim != 2:
-        raise ValueError(f"expected (channels, time) audio, got shape {a.shape}")
-    return a
+    return as_channels_first(x, np.float64)
 
 
 def _pair(reference, estimate):
