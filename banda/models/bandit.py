@@ -5,6 +5,7 @@ mixture ``(batch, channels, time)`` -> STFT -> per-band features ``(batch, bands
 over overlapping bands -> masked mixture STFT -> iSTFT -> ``(batch, stems, channels, time)``.
 Band layouts: :mod:`banda.models.bands`; TF blocks: :mod:`banda.models.tf_blocks`.
 """
+import inspect
 from typing import Optional, Sequence
 
 import torch
@@ -80,11 +81,14 @@ class Bandit(nn.Module):
     Args:
         stems: names of the output stems, one decoder each.
         in_channels: 1 or 2 audio channels.
-        bands: band layout kind (``v7``, ``bass``, ``drums``, ``roformer``, ``musical``).
-        n_bands: number of bands for the parametric layouts (``musical``).
+        bands: band layout kind: fixed ``v1``..``v7``, ``bass``, ``drums``, ``roformer`` (62 bands), or
+            parametric ``musical``, ``mel``, ``bark``, ``tribark``, ``erb``, ``minibark``
+            (see :mod:`banda.models.bands`).
+        n_bands: number of bands for the parametric layouts.
         stereo: ``joint`` (channels stacked as features of one band) or ``per_channel``
             (channels folded into the batch; the model sees mono).
-        dim: band feature width D; ``tf_block``: ``gru`` or ``lstm``; ``n_layers``: time+band pass pairs.
+        dim: band feature width D; ``tf_block``: ``gru``, ``lstm`` or ``transformer``; ``n_layers``:
+            time+band pass pairs; ``hidden``: RNN width; ``heads`` x ``head_dim``: attention width.
         mask_combine: how overlapping bands' masks add up: ``weighted`` (normalised
             filterbank weights), ``mean`` or ``sum``. Checkpoints depend on it.
     """
@@ -103,6 +107,8 @@ class Bandit(nn.Module):
         tf_block: str = "gru",
         n_layers: int = 8,
         hidden: int = 256,
+        heads: int = 8,
+        head_dim: int = 64,
         dropout: float = 0.0,
         mask_hidden: int = 512,
         complex_mask: bool = True,
@@ -130,7 +136,9 @@ class Bandit(nn.Module):
             weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-8)
         feat_channels = in_channels if stereo == "joint" else 1
         self.band_split = BandSplit(layout.ranges, feat_channels, dim)
-        self.tf_model = TF_BLOCKS.get(tf_block)(dim=dim, n_layers=n_layers, hidden=hidden, dropout=dropout, checkpointing=checkpointing)
+        block = TF_BLOCKS.get(tf_block)
+        attention = {"heads": heads, "head_dim": head_dim} if "heads" in inspect.signature(block).parameters else {}
+        self.tf_model = block(dim=dim, n_layers=n_layers, hidden=hidden, dropout=dropout, checkpointing=checkpointing, **attention)
         self.decoders = nn.ModuleDict(
             {stem: MaskDecoder(layout.ranges, weights, feat_channels, dim, mask_hidden, complex_mask) for stem in self.stems}
         )
