@@ -17,8 +17,10 @@ The stems:
   crashes (metallic square-wave clusters + high-passed noise), tom fills, on a 16-step pattern at
   the track's tempo with per-bar variation, humanised timing and velocities, each element panned.
 - **bass**: root-following bass lines (40-120 Hz fundamentals) with a decaying bright attack.
-- **other**: any of sustained pads (detuned oscillator pairs spread in stereo), plucked arpeggios
-  and rhythmic chord stabs, in the vocals' range so that separation is no band-split.
+- **other**: sustained pads (detuned oscillator pairs spread in stereo) and/or rhythmic chord
+  stabs, in the vocals' range so that separation is no band-split. (Plucked arpeggios exist but
+  are off by default: note-by-note melodic lines in the vocal range made the corpus too hard for
+  a model trained a few minutes on a CPU; ``ARPEGGIO_PROBABILITY`` turns them on.)
 
 Writing: the stems are scaled together (one gain per track) so that no stem and no mixture
 sample clips, quantised to 16 bits, and the mixture is the exact integer sum of the quantised
@@ -69,6 +71,10 @@ FORMANT_GAINS = (1.0, 0.55, 0.3)
 # Nominal stem levels (dBFS RMS over the whole track) before the per-track gain spread.
 NOMINAL_LEVEL_DB = {"vocals": -21.0, "drums": -19.0, "bass": -20.5, "other": -20.0}
 LEVEL_SPREAD_DB = 4.5
+# How often "other" carries pads, plucked arpeggios and chord stabs (independently).
+PAD_PROBABILITY, ARPEGGIO_PROBABILITY, STAB_PROBABILITY = 0.75, 0.0, 0.45
+# Wet/dry range of the shared room on vocals, drums and other.
+ROOM_AMOUNT = (0.02, 0.1)
 
 TABLE_SIZE = 2048  # wavetable length; harmonics stay far below TABLE_SIZE / 2
 _SUBSET_CODES = {"train": 1, "test": 2}
@@ -216,7 +222,7 @@ class _Track:
             t0 = c * self.bars_per_chord * self.bar
             self.chords.append((t0, t0 + self.bars_per_chord * self.bar, prog[c % len(prog)]))
         self.total_bars = total_bars
-        self.room_amount = float(rng.uniform(0.05, 0.3))
+        self.room_amount = float(rng.uniform(*ROOM_AMOUNT))
         self.width = float(rng.uniform(0.3, 1.0))  # stereo spread of the whole arrangement
         self.levels_db = {s: NOMINAL_LEVEL_DB[s] + float(rng.uniform(-LEVEL_SPREAD_DB, LEVEL_SPREAD_DB)) for s in STEMS}
         self.mix_level_db = float(rng.uniform(-17.0, -13.0))
@@ -520,7 +526,7 @@ class _Track:
 
     def other(self) -> np.ndarray:
         rng, sr, n = self.rngs["other"], self.sr, self.n
-        parts = [rng.random() < 0.75, rng.random() < 0.55, rng.random() < 0.35]
+        parts = [rng.random() < PAD_PROBABILITY, rng.random() < ARPEGGIO_PROBABILITY, rng.random() < STAB_PROBABILITY]
         if not any(parts):
             parts[0] = True
         out = np.zeros((2, n), dtype=np.float32)
