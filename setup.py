@@ -27,6 +27,7 @@ setup(
     ],
     extras_require={
         "metrics": ["museval>=0.4", "pesq>=0.0.4", "pystoi>=0.3"],
+        "mamba": ["mambapy>=1.2"],
         "test": ["pytest>=7", "museval>=0.4", "pesq>=0.0.4", "pystoi>=0.3"],
     },
     entry_points={

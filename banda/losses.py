@@ -4,14 +4,23 @@ Every loss takes ``estimate`` and ``target`` of shape ``(batch, stems, channels,
 and returns a scalar: a mean over the batch, summed over stems (so adding a stem adds a
 term, and data-parallel averaging of per-rank means equals the global mean).
 
+Silence-aware weighting (every loss, default off): with ``silence_db`` set, an item
+(one stem of one example) whose *target* waveform level ``10 log10(mean y^2)`` (dB re full
+scale) is below ``silence_db`` counts with weight ``silence_weight`` in the batch mean
+instead of 1. Log-domain losses (``l1snr``, ``si_sdr``, ``dbrms``) are meaningless or
+explode on a silent target (a dropped stem); this keeps such items from dominating.
+The weights are applied before the batch mean (not renormalised), so a batch without
+silent items gives exactly the unweighted value.
+
 YAML::
 
     loss:
-      - {name: l1snr, weight: 1.0}
-      - {name: l1snr, weight: 1.0, params: {domain: stft}}
+      - {name: l1snr, weight: 1.0, params: {silence_db: -60, silence_weight: 0.1}}
+      - {name: l1snr, weight: 1.0, params: {domain: stft, silence_db: -60}}
+      - {name: dbrms, weight: 0.1, params: {under_weight: 2.0, silence_db: -60}}
       - {name: mrstft, weight: 0.5, params: {fft_sizes: [4096, 2048, 1024, 512, 256]}}
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -22,10 +31,27 @@ from .registry import Registry
 
 LOSSES = Registry("loss")
 
+# Level floor for deciding silence: an all-zero target is -120 dB, far below any threshold.
+_SILENCE_FLOOR = 1e-12
+
 
 def _per_item(x: torch.Tensor) -> torch.Tensor:
     """Mean over everything after ``(batch, stems)``."""
     return x.flatten(2).mean(-1)
+
+
+def level_db(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Level per item, ``10 log10(eps + mean x^2)`` over channels and time: ``(batch, stems)``."""
+    return 10 * torch.log10(eps + _per_item(x.float().pow(2)))
+
+
+def silence_weights(target: torch.Tensor, silence_db: Optional[float], silence_weight: float) -> Optional[torch.Tensor]:
+    """``(batch, stems)`` weights: ``silence_weight`` where the target's level is below
+    ``silence_db`` dB, else 1; ``None`` when ``silence_db`` is ``None`` (weighting off)."""
+    if silence_db is None:
+        return None
+    silent = level_db(target.detach(), _SILENCE_FLOOR) < silence_db
+    return torch.where(silent, float(silence_weight), 1.0)
 
 
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -51,6 +77,29 @@ class _Domain(nn.Module):
         return x.float() if self.domain == "waveform" else _stft(x, self.n_fft, self.hop_length)
 
 
+class ItemLoss(nn.Module):
+    """Base of every loss: subclasses give per-item values ``(batch, stems)`` in :meth:`per_item`;
+    this class applies the silence-aware weights (see the module doc) and reduces
+    (mean over the batch, sum over stems)."""
+
+    def __init__(self, silence_db: Optional[float] = None, silence_weight: float = 0.1):
+        super().__init__()
+        if silence_weight is None or not 0.0 <= float(silence_weight):
+            raise ConfigError(f"loss silence_weight must be a number >= 0, not {silence_weight!r}")
+        self.silence_db = None if silence_db is None else float(silence_db)
+        self.silence_weight = float(silence_weight)
+
+    def per_item(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        items = self.per_item(estimate, target)
+        weights = silence_weights(target, self.silence_db, self.silence_weight)
+        if weights is not None:
+            items = items * weights
+        return items.mean(0).sum()
+
+
 def l1snr(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Per item: ``10 log10(mean|y - yhat| + eps) - 10 log10(mean|y| + eps)``, ``(batch, stems)``."""
     err = _per_item((target - estimate).abs())
@@ -59,51 +108,55 @@ def l1snr(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> to
 
 
 @LOSSES.register("l1snr")
-class L1SNRLoss(nn.Module):
+class L1SNRLoss(ItemLoss):
     """L1 signal-to-noise loss (Bandit) on the waveform or the complex STFT (real and imaginary)."""
 
-    def __init__(self, domain: str = "waveform", eps: float = 1e-3, n_fft: int = 2048, hop_length: int = 512):
-        super().__init__()
+    def __init__(self, domain: str = "waveform", eps: float = 1e-3, n_fft: int = 2048, hop_length: int = 512,
+                 silence_db: Optional[float] = None, silence_weight: float = 0.1):
+        super().__init__(silence_db, silence_weight)
         self.to_domain = _Domain(domain, n_fft, hop_length)
         self.eps = eps
 
-    def forward(self, estimate, target):
-        return l1snr(self.to_domain(estimate), self.to_domain(target), self.eps).mean(0).sum()
+    def per_item(self, estimate, target):
+        return l1snr(self.to_domain(estimate), self.to_domain(target), self.eps)
 
 
 @LOSSES.register("l1")
-class L1Loss(nn.Module):
+class L1Loss(ItemLoss):
     """Mean absolute error on the waveform or the complex STFT (BSRNN uses both)."""
 
-    def __init__(self, domain: str = "waveform", n_fft: int = 2048, hop_length: int = 512):
-        super().__init__()
+    def __init__(self, domain: str = "waveform", n_fft: int = 2048, hop_length: int = 512,
+                 silence_db: Optional[float] = None, silence_weight: float = 0.1):
+        super().__init__(silence_db, silence_weight)
         self.to_domain = _Domain(domain, n_fft, hop_length)
 
-    def forward(self, estimate, target):
-        return _per_item((self.to_domain(estimate) - self.to_domain(target)).abs()).mean(0).sum()
+    def per_item(self, estimate, target):
+        return _per_item((self.to_domain(estimate) - self.to_domain(target)).abs())
 
 
 @LOSSES.register("mrstft")
-class MultiResolutionSTFTLoss(nn.Module):
+class MultiResolutionSTFTLoss(ItemLoss):
     """The same complex-STFT term at several FFT sizes (hop = n_fft * hop_ratio), averaged.
 
     ``kind``: ``l1snr`` or ``l1`` on real and imaginary parts (never power spectrograms).
     """
 
-    def __init__(self, fft_sizes: Sequence[int] = (4096, 2048, 1024, 512, 256), hop_ratio: float = 0.25, kind: str = "l1snr", eps: float = 1e-3):
-        super().__init__()
+    def __init__(self, fft_sizes: Sequence[int] = (4096, 2048, 1024, 512, 256), hop_ratio: float = 0.25, kind: str = "l1snr",
+                 eps: float = 1e-3, silence_db: Optional[float] = None, silence_weight: float = 0.1):
+        super().__init__(silence_db, silence_weight)
         if kind not in ("l1snr", "l1"):
             raise ConfigError(f"mrstft kind must be 'l1snr' or 'l1', not {kind!r}")
         self.fft_sizes = [int(n) for n in fft_sizes]
+        if not self.fft_sizes:
+            raise ConfigError("mrstft fft_sizes must name at least one FFT size")
         self.hop_ratio, self.kind, self.eps = hop_ratio, kind, eps
 
-    def forward(self, estimate, target):
+    def per_item(self, estimate, target):
         total = 0.0
         for n_fft in self.fft_sizes:
             hop = max(1, int(n_fft * self.hop_ratio))
             e, t = _stft(estimate, n_fft, hop), _stft(target, n_fft, hop)
-            term = l1snr(e, t, self.eps) if self.kind == "l1snr" else _per_item((e - t).abs())
-            total = total + term.mean(0).sum()
+            total = total + (l1snr(e, t, self.eps) if self.kind == "l1snr" else _per_item((e - t).abs()))
         return total / len(self.fft_sizes)
 
 
@@ -119,15 +172,36 @@ def si_sdr_db(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -
 
 
 @LOSSES.register("si_sdr")
-class SISDRLoss(nn.Module):
+class SISDRLoss(ItemLoss):
     """Negative SI-SDR (dB)."""
 
-    def __init__(self, eps: float = 1e-8):
-        super().__init__()
+    def __init__(self, eps: float = 1e-8, silence_db: Optional[float] = None, silence_weight: float = 0.1):
+        super().__init__(silence_db, silence_weight)
         self.eps = eps
 
-    def forward(self, estimate, target):
-        return -si_sdr_db(estimate, target, self.eps).mean(0).sum()
+    def per_item(self, estimate, target):
+        return -si_sdr_db(estimate, target, self.eps)
+
+
+@LOSSES.register("dbrms")
+class DBRMSLoss(ItemLoss):
+    """Level matching that punishes collapse to silence.
+
+    Per item ``|L(yhat) - L(y)|`` with ``L(x) = 10 log10(eps + mean x^2)`` (channels and time),
+    multiplied by ``under_weight`` where the estimate is quieter than the target. Meant as a
+    small term (weight 0.1) next to L1SNR; the level floor is ``10 log10(eps)`` (-80 dB).
+    A silent target makes any audible estimate cost tens of dB here: use ``silence_db``.
+    """
+
+    def __init__(self, eps: float = 1e-8, under_weight: float = 2.0, silence_db: Optional[float] = None, silence_weight: float = 0.1):
+        super().__init__(silence_db, silence_weight)
+        if not eps > 0:
+            raise ConfigError(f"dbrms eps must be > 0, not {eps!r}")
+        self.eps, self.under_weight = float(eps), float(under_weight)
+
+    def per_item(self, estimate, target):
+        diff = level_db(estimate, self.eps) - level_db(target, self.eps)
+        return diff.abs() * torch.where(diff < 0, self.under_weight, 1.0)
 
 
 class LossHandler(nn.Module):

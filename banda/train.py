@@ -341,10 +341,22 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
+    def _step_stems(self):
+        """The stems trained this step (a model's ``decoder_subset``), or None for all. Drawn from
+        a generator seeded by (train.seed, step): the same on every rank and after a resume."""
+        sample = getattr(self.model, "sample_stems", None)
+        if sample is None:
+            return None
+        stems = sample(torch.Generator().manual_seed(int(self.cfg["train"]["seed"]) * 1_000_003 + self.state["step"]))
+        return None if list(stems) == list(self.cfg["stems"]) else list(stems)
+
     def _train_step(self, net, mix, target) -> Dict[str, float]:
         mix, target = mix.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
+        stems = self._step_stems()
         with self._autocast():
-            estimate = net(mix)
+            estimate = net(mix) if stems is None else net(mix, stems=stems)
+        if stems is not None:  # decoder_subset: compare with the drawn stems only
+            target = target[:, [self.cfg["stems"].index(s) for s in stems]]
         loss, terms = self.loss_fn(estimate.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
         # Always backpropagate (also a non-finite loss) so data-parallel ranks stay in step;
@@ -475,7 +487,10 @@ class Trainer:
                      self.model_spec["name"], self.n_params / 1e6, self.device, self.amp, self.world)
         net = self.model
         if self.world > 1:
-            net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=getattr(self.model, "decoder_subset", None) is not None,  # undrawn decoders get no grad
+            )
         self._nonfinite_run = 0
         kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)  # test hook
         max_epochs = self.cfg["train"]["max_epochs"]

@@ -23,6 +23,7 @@ LOSS_TERMS = {
     "l1": [{}, {"domain": "stft", "n_fft": 256, "hop_length": 64}],
     "mrstft": [{"fft_sizes": [512, 256, 128]}, {"fft_sizes": [256, 128], "kind": "l1"}],
     "si_sdr": [{}],
+    "dbrms": [{}, {"under_weight": 1.0, "silence_db": -60}],
 }
 
 

@@ -6,11 +6,12 @@ over overlapping bands -> masked mixture STFT -> iSTFT -> ``(batch, stems, chann
 Band layouts: :mod:`banda.models.bands`; TF blocks: :mod:`banda.models.tf_blocks`.
 """
 import inspect
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 
+from ..config import check_params
 from ..errors import ConfigError
 from . import MODELS
 from .bands import band_layout
@@ -87,10 +88,19 @@ class Bandit(nn.Module):
         n_bands: number of bands for the parametric layouts.
         stereo: ``joint`` (channels stacked as features of one band) or ``per_channel``
             (channels folded into the batch; the model sees mono).
-        dim: band feature width D; ``tf_block``: ``gru``, ``lstm`` or ``transformer``; ``n_layers``:
-            time+band pass pairs; ``hidden``: RNN width; ``heads`` x ``head_dim``: attention width.
+        dim: band feature width D; ``tf_block``: ``gru``, ``lstm``, ``transformer`` or ``mamba``;
+            ``n_layers``: time+band pass pairs; ``hidden``: RNN width; ``heads`` x ``head_dim``:
+            attention width; ``dropout`` and ``checkpointing`` (activation checkpointing): every block.
+        tf_params: further arguments of the chosen TF block, e.g. ``{ff_mult: 4}`` (transformer) or
+            ``{d_state: 16, expand: 2, bidirectional_merge: sum, backend: auto}`` (mamba); see
+            :mod:`banda.models.tf_blocks`.
+        complex_mask: complex masks (real and imaginary parts) or real masks (phase of the mixture).
         mask_combine: how overlapping bands' masks add up: ``weighted`` (normalised
             filterbank weights), ``mean`` or ``sum``. Checkpoints depend on it.
+        decoder_subset: train only this many randomly chosen decoders per step (``None``: all).
+            The model never drops stems by itself: the trainer asks :meth:`sample_stems` for the
+            stems of a step, passes them to ``forward(mixture, stems)`` and compares with the
+            matching target stems only.
     """
 
     def __init__(
@@ -114,6 +124,8 @@ class Bandit(nn.Module):
         complex_mask: bool = True,
         mask_combine: str = "weighted",
         checkpointing: bool = False,
+        tf_params: Optional[Dict[str, Any]] = None,
+        decoder_subset: Optional[int] = None,
     ):
         super().__init__()
         if stereo not in ("joint", "per_channel"):
@@ -121,6 +133,12 @@ class Bandit(nn.Module):
         if mask_combine not in MASK_COMBINE:
             raise ConfigError(f"model.params.mask_combine must be one of {MASK_COMBINE}, not {mask_combine!r}")
         self.stems = list(stems)
+        if len(set(self.stems)) != len(self.stems) or not self.stems:
+            raise ConfigError(f"stems must be distinct and at least one, got {self.stems}")
+        if decoder_subset is not None and not 1 <= decoder_subset <= len(self.stems):
+            raise ConfigError(f"model.params.decoder_subset must be null or 1..{len(self.stems)} (the number of stems), "
+                              f"not {decoder_subset!r}")
+        self.decoder_subset = decoder_subset
         self.in_channels = in_channels
         self.sample_rate = sample_rate
         self.stereo = stereo
@@ -137,15 +155,40 @@ class Bandit(nn.Module):
         feat_channels = in_channels if stereo == "joint" else 1
         self.band_split = BandSplit(layout.ranges, feat_channels, dim)
         block = TF_BLOCKS.get(tf_block)
-        attention = {"heads": heads, "head_dim": head_dim} if "heads" in inspect.signature(block).parameters else {}
-        self.tf_model = block(dim=dim, n_layers=n_layers, hidden=hidden, dropout=dropout, checkpointing=checkpointing, **attention)
+        extra = dict(tf_params or {})
+        common = {"dim", "n_layers", "hidden", "dropout", "checkpointing", "heads", "head_dim"} & set(extra)
+        if common:
+            raise ConfigError(f"model.params.tf_params.{sorted(common)[0]}: set it in model.params, not in tf_params")
+        if "heads" in inspect.signature(block).parameters:
+            extra.update(heads=heads, head_dim=head_dim)
+        block_params = check_params(block, dict(extra, dim=dim, n_layers=n_layers, hidden=hidden, dropout=dropout,
+                                                checkpointing=checkpointing), "model.params.tf_params")
+        self.tf_model = block(**block_params)
         self.decoders = nn.ModuleDict(
             {stem: MaskDecoder(layout.ranges, weights, feat_channels, dim, mask_hidden, complex_mask) for stem in self.stems}
         )
 
+    def sample_stems(self, generator: Optional[torch.Generator] = None) -> List[str]:
+        """The stems to train in one step: ``decoder_subset`` of them drawn at random (in model
+        stem order) while training with ``decoder_subset`` set, else all stems.
+
+        For the trainer: ``stems = model.sample_stems(gen)``, ``estimate = net(mix, stems=stems)``,
+        loss against ``target[:, [model.stems.index(s) for s in stems]]``. Draw from a generator
+        seeded alike on every data-parallel rank so that all ranks train the same decoders.
+        """
+        if self.decoder_subset is None or not self.training or self.decoder_subset >= len(self.stems):
+            return list(self.stems)
+        chosen = torch.randperm(len(self.stems), generator=generator)[: self.decoder_subset].sort().values
+        return [self.stems[i] for i in chosen.tolist()]
+
     def forward(self, mixture: torch.Tensor, stems: Optional[Sequence[str]] = None) -> torch.Tensor:
-        """``(batch, channels, time)`` -> ``(batch, len(stems), channels, time)``."""
+        """``(batch, channels, time)`` -> ``(batch, len(stems), channels, time)``; ``stems``: a subset
+        (any order) of the model's stems, default all of them. Only those decoders run."""
         b, c, n = mixture.shape
+        stems = list(self.stems if stems is None else stems)
+        unknown = [s for s in stems if s not in self.decoders]
+        if unknown or not stems:
+            raise ValueError(f"unknown or no stems {unknown or stems} (model stems: {self.stems})")
         if c != self.in_channels:
             raise ValueError(f"model expects {self.in_channels} channels, got {c}")
         spec = self.stft(mixture)  # (b, c, f, t)
@@ -153,7 +196,7 @@ class Bandit(nn.Module):
             spec = spec.reshape(b * c, 1, *spec.shape[-2:])
         z = self.tf_model(self.band_split(spec))
         outputs = []
-        for stem in stems or self.stems:
+        for stem in stems:
             mask = self.decoders[stem](z, spec.shape[-2])
             outputs.append(self.stft.inverse(spec * mask, n).reshape(b, c, n))
         return torch.stack(outputs, dim=1)

@@ -1,11 +1,20 @@
 """Time-frequency sequence blocks for band-split models.
 
 Every block maps ``(batch, bands, time, dim)`` to the same shape and alternates a pass
-along time (each band separately) with a pass along bands (each frame separately).
+along time (each band separately) with a pass along bands (each frame separately); bands
+x time is never flattened into one sequence. All blocks share the constructor arguments
+``dim`` (width D), ``n_layers`` (time+band pass pairs), ``hidden``, ``dropout`` and
+``checkpointing`` (activation checkpointing of each pass while training), plus their own:
+
+- ``gru`` / ``lstm``: pre-norm BiGRU / BiLSTM of ``hidden`` units a direction, 2H -> D.
+- ``transformer``: RoPE self-attention (``heads`` x ``head_dim``), FFN x ``ff_mult``, RMSNorm.
+- ``mamba``: bidirectional Mamba (forward scan + scan of the reversed sequence,
+  ``bidirectional_merge`` ``sum`` or ``concat`` -> Linear), ``d_state``, ``d_conv``, ``expand``.
 """
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..registry import Registry
 
 TF_BLOCKS = Registry("time-frequency block")
@@ -29,7 +38,12 @@ class RNNPass(nn.Module):
 
 
 class _AlternatingTF(nn.Module):
-    """Alternates ``time_passes[i]`` and ``band_passes[i]`` over ``(batch, bands, time, dim)``."""
+    """Alternates ``time_passes[i]`` and ``band_passes[i]`` over ``(batch, bands, time, dim)``.
+
+    With ``checkpointing`` each pass's activations are recomputed in the backward pass
+    (training only); outputs and gradients are the same as without (the RNG state is
+    restored for the recomputation, so dropout masks agree).
+    """
 
     def __init__(self, time_passes, band_passes, checkpointing: bool = False):
         super().__init__()
@@ -38,7 +52,7 @@ class _AlternatingTF(nn.Module):
         self.checkpointing = checkpointing
 
     def _run(self, layer, x):
-        if self.checkpointing and self.training and x.requires_grad:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
         return layer(x)
 
@@ -51,9 +65,17 @@ class _AlternatingTF(nn.Module):
         return x.contiguous()
 
 
+def _check_common(dim: int, n_layers: int, dropout: float) -> None:
+    if dim < 1 or n_layers < 1:
+        raise ConfigError(f"TF block needs dim >= 1 and n_layers >= 1, got dim={dim}, n_layers={n_layers}")
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"TF block dropout must be in [0, 1), got {dropout}")
+
+
 @TF_BLOCKS.register("gru")
 class GRUTF(_AlternatingTF):
     def __init__(self, dim: int, n_layers: int, hidden: int = 256, dropout: float = 0.0, checkpointing: bool = False):
+        _check_common(dim, n_layers, dropout)
         super().__init__(
             [RNNPass(dim, hidden, "gru", dropout) for _ in range(n_layers)],
             [RNNPass(dim, hidden, "gru", dropout) for _ in range(n_layers)],
@@ -64,6 +86,7 @@ class GRUTF(_AlternatingTF):
 @TF_BLOCKS.register("lstm")
 class LSTMTF(_AlternatingTF):
     def __init__(self, dim: int, n_layers: int, hidden: int = 256, dropout: float = 0.0, checkpointing: bool = False):
+        _check_common(dim, n_layers, dropout)
         super().__init__(
             [RNNPass(dim, hidden, "lstm", dropout) for _ in range(n_layers)],
             [RNNPass(dim, hidden, "lstm", dropout) for _ in range(n_layers)],
@@ -71,6 +94,7 @@ class LSTMTF(_AlternatingTF):
         )
 
 
+# ---------------------------------------------------------------------- transformer
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
@@ -81,18 +105,24 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype) * self.weight
 
 
-def rotary(x: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding along the sequence axis of ``(batch, heads, seq, head_dim)``."""
+def rotary(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding along the sequence axis of ``(batch, heads, seq, head_dim)``.
+
+    Pairs ``(x[i], x[i + head_dim/2])`` rotate by ``pos * base^(-i / (head_dim/2))``, so the
+    dot product of a rotated query and key depends only on their relative position. The
+    rotation is computed in float32 (bf16 angles lose the position) and cast back.
+    """
     seq, half = x.shape[-2], x.shape[-1] // 2
-    freqs = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
     angles = torch.arange(seq, device=x.device, dtype=torch.float32)[:, None] * freqs
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    cos, sin = angles.cos(), angles.sin()
+    xf = x.float()
+    x1, x2 = xf[..., :half], xf[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
 
 
 class TransformerPass(nn.Module):
-    """Pre-norm (RMSNorm) self-attention with RoPE along one axis, then a x4 GELU feed-forward.
+    """Pre-norm (RMSNorm) self-attention with RoPE along one axis, then a x``ff_mult`` GELU feed-forward.
 
     Attention runs through ``scaled_dot_product_attention`` (flash/memory-efficient kernels
     on GPUs). ``(batch, seq, dim)`` -> ``(batch, seq, dim)``.
@@ -100,11 +130,14 @@ class TransformerPass(nn.Module):
 
     def __init__(self, dim: int, heads: int = 8, head_dim: int = 64, ff_mult: int = 4, dropout: float = 0.0):
         super().__init__()
+        if heads < 1 or head_dim < 2 or head_dim % 2:
+            raise ConfigError(f"transformer needs heads >= 1 and an even head_dim (RoPE), got heads={heads}, head_dim={head_dim}")
         self.heads, self.head_dim, self.dropout = heads, head_dim, dropout
         inner = heads * head_dim
         self.attn_norm = RMSNorm(dim)
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.out = nn.Linear(inner, dim, bias=False)
+        self.out_dropout = nn.Dropout(dropout)
         self.ff = nn.Sequential(RMSNorm(dim), nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Dropout(dropout),
                                 nn.Linear(ff_mult * dim, dim), nn.Dropout(dropout))
 
@@ -112,7 +145,7 @@ class TransformerPass(nn.Module):
         b, n, _ = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         y = nn.functional.scaled_dot_product_attention(rotary(q), rotary(k), v, dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.out(y.transpose(1, 2).reshape(b, n, -1))
+        x = x + self.out_dropout(self.out(y.transpose(1, 2).reshape(b, n, -1)))
         return x + self.ff(x)
 
 
@@ -121,13 +154,118 @@ class TransformerTF(_AlternatingTF):
     """RoFormer-style blocks: attention along time, then along bands (never bands x time at once).
 
     ``hidden`` is unused (kept so all blocks share one signature); ``heads`` x ``head_dim`` is the
-    attention width.
+    attention width, ``ff_mult`` x ``dim`` the feed-forward width.
     """
 
     def __init__(self, dim: int, n_layers: int, hidden: int = 256, dropout: float = 0.0, checkpointing: bool = False,
-                 heads: int = 8, head_dim: int = 64):
+                 heads: int = 8, head_dim: int = 64, ff_mult: int = 4):
+        _check_common(dim, n_layers, dropout)
         super().__init__(
-            [TransformerPass(dim, heads, head_dim, dropout=dropout) for _ in range(n_layers)],
-            [TransformerPass(dim, heads, head_dim, dropout=dropout) for _ in range(n_layers)],
+            [TransformerPass(dim, heads, head_dim, ff_mult, dropout) for _ in range(n_layers)],
+            [TransformerPass(dim, heads, head_dim, ff_mult, dropout) for _ in range(n_layers)],
             checkpointing,
         )
+
+
+# ---------------------------------------------------------------------- mamba
+MAMBA_BACKENDS = ("auto", "mamba_ssm", "mambapy")
+_MAMBA_INSTALL = ("pip install mambapy (or pip install 'banda[mamba]'); on CUDA machines the fused kernels of "
+                  "mamba_ssm are used instead when installed")
+
+
+def mamba_backend(backend: str = "auto") -> str:
+    """Resolve the Mamba implementation: ``mamba_ssm`` (fused CUDA kernels; chosen by ``auto``
+    when importable and a GPU is present), else ``mambapy`` (pure PyTorch, any device).
+    Raises :class:`ConfigError` when the requested one cannot be imported."""
+    if backend not in MAMBA_BACKENDS:
+        raise ConfigError(f"mamba backend must be one of {MAMBA_BACKENDS}, not {backend!r}")
+    if backend in ("auto", "mamba_ssm"):
+        try:
+            import mamba_ssm  # noqa: F401
+            fused = True
+        except Exception:  # ImportError, or a compiled extension that does not load
+            fused = False
+        if backend == "mamba_ssm":
+            if not fused:
+                raise ConfigError("tf_block 'mamba' with backend 'mamba_ssm': `import mamba_ssm` failed; install mamba-ssm "
+                                  "(CUDA only) or use backend 'auto'/'mambapy' (" + _MAMBA_INSTALL + ")")
+            return "mamba_ssm"
+        if fused and torch.cuda.is_available():
+            return "mamba_ssm"
+    try:
+        import mambapy.mamba  # noqa: F401
+    except ImportError:
+        raise ConfigError("tf_block 'mamba' needs a Mamba implementation: " + _MAMBA_INSTALL) from None
+    return "mambapy"
+
+
+def _mamba_mixer(backend: str, dim: int, d_state: int, d_conv: int, expand: int) -> nn.Module:
+    """One unidirectional Mamba mixer ``(batch, seq, dim)`` -> ``(batch, seq, dim)`` (no norm, no residual).
+
+    Both backends name their parameters alike (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``,
+    ``A_log``, ``D``, ``out_proj``), so weights trained with one load into the other.
+    """
+    if backend == "mamba_ssm":
+        from mamba_ssm import Mamba
+
+        return Mamba(d_model=dim, d_state=d_state, d_conv=d_conv, expand=expand)
+    from mambapy.mamba import MambaBlock, MambaConfig
+
+    return MambaBlock(MambaConfig(d_model=dim, n_layers=1, d_state=d_state, d_conv=d_conv, expand_factor=expand, pscan=True))
+
+
+class MambaPass(nn.Module):
+    """Pre-norm bidirectional Mamba along one axis with a residual.
+
+    ``x + dropout(merge(fwd(h), flip(bwd(flip(h)))))`` with ``h = RMSNorm(x)``: one mixer scans
+    the sequence forwards, a second (own weights) scans it reversed; ``merge`` is their sum or
+    a Linear of their concatenation. A unidirectional scan would see only the past, which
+    is wrong for offline separation. With the pure-PyTorch backend the scan runs in float32
+    even under autocast (a long recurrence in bf16 drifts); mamba_ssm handles precision itself.
+    """
+
+    def __init__(self, dim: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dropout: float = 0.0,
+                 bidirectional_merge: str = "sum", backend: str = "auto"):
+        super().__init__()
+        if bidirectional_merge not in ("sum", "concat"):
+            raise ConfigError(f"mamba bidirectional_merge must be 'sum' or 'concat', not {bidirectional_merge!r}")
+        self.backend = mamba_backend(backend)
+        self.norm = RMSNorm(dim)
+        self.fwd = _mamba_mixer(self.backend, dim, d_state, d_conv, expand)
+        self.bwd = _mamba_mixer(self.backend, dim, d_state, d_conv, expand)
+        self.merge = nn.Linear(2 * dim, dim) if bidirectional_merge == "concat" else None
+        self.dropout = nn.Dropout(dropout)
+
+    def _scan(self, mixer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        if self.backend == "mambapy":
+            with torch.autocast(h.device.type, enabled=False):
+                return mixer(h.float())
+        return mixer(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, seq, dim)`` -> ``(batch, seq, dim)``."""
+        h = self.norm(x)
+        fwd = self._scan(self.fwd, h)
+        bwd = self._scan(self.bwd, h.flip(1)).flip(1)
+        y = fwd + bwd if self.merge is None else self.merge(torch.cat([fwd, bwd], dim=-1))
+        return x + self.dropout(y)
+
+
+@TF_BLOCKS.register("mamba")
+class MambaTF(_AlternatingTF):
+    """Bidirectional Mamba along time, then along bands.
+
+    ``hidden`` is unused (kept so all blocks share one signature); the width is ``expand`` x
+    ``dim`` inner channels with a ``d_state`` state each and a ``d_conv``-tap causal conv.
+    ``backend``: ``auto`` (mamba_ssm on CUDA when installed, else mambapy), ``mamba_ssm``
+    or ``mambapy`` (``pip install 'banda[mamba]'``).
+    """
+
+    def __init__(self, dim: int, n_layers: int, hidden: int = 256, dropout: float = 0.0, checkpointing: bool = False,
+                 d_state: int = 16, d_conv: int = 4, expand: int = 2, bidirectional_merge: str = "sum", backend: str = "auto"):
+        _check_common(dim, n_layers, dropout)
+
+        def make():
+            return MambaPass(dim, d_state, d_conv, expand, dropout, bidirectional_merge, backend)
+
+        super().__init__([make() for _ in range(n_layers)], [make() for _ in range(n_layers)], checkpointing)
