@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .audio import audio_info, read_audio
-from .datadir import MIX, read_scp
+from .datadir import MIX, read_scp, stem_names
 from .errors import DataError
 
 
@@ -69,6 +69,10 @@ class RandomMixDataset(torch.utils.data.Dataset):
     """Random-mix training chunks: ``(mixture (channels, time), stems (n_stems, channels, time))``.
 
     Args:
+        stems: the target stems (what the model outputs), in output order.
+        mix_stems: the stems summed into the training mixture; default every ``<stem>.scp`` of
+            ``data_dir``, so a model of some stems (e.g. a vocals-only BSRNN) still hears
+            the others in its input. Must include ``stems``.
         chunk_seconds: chunk length; ``items_per_epoch``: dataset length.
         random_mix: draw every stem from its own random track (else one track for all).
         gain_db: ``[low, high]`` uniform gain per stem; ``channel_swap``/``polarity``/``stem_drop``: probabilities.
@@ -91,8 +95,19 @@ class RandomMixDataset(torch.utils.data.Dataset):
         stem_drop: float = 0.0,
         min_target_db: float = -36.0,
         max_redraws: int = 5,
+        mix_stems: Optional[Sequence[str]] = None,
     ):
-        self.table = _StemTable(data_dir, stems, sample_rate, channels, need_mix=False)
+        stems = list(stems)
+        if mix_stems:
+            missing = [s for s in stems if s not in mix_stems]
+            if missing:
+                raise DataError(f"data.mix_stems ({', '.join(mix_stems)}) must include the target stem {missing[0]!r}")
+            others = [s for s in mix_stems if s not in stems]
+        else:
+            others = [s for s in stem_names(data_dir) if s not in stems]
+        # targets first, in their order: a data dir holding exactly the targets draws as before
+        self.targets = stems
+        self.table = _StemTable(data_dir, stems + others, sample_rate, channels, need_mix=False)
         self.chunk = int(round(chunk_seconds * sample_rate))
         self.items_per_epoch = items_per_epoch
         self.seed = seed
@@ -135,8 +150,8 @@ class RandomMixDataset(torch.utils.data.Dataset):
             if rng.random() < self.stem_drop:
                 audio = np.zeros_like(audio)
             sources.append(np.ascontiguousarray(audio, dtype=np.float32))
-        stems = np.stack(sources)
-        return torch.from_numpy(stems.sum(0)), torch.from_numpy(stems)
+        mixture = np.sum(sources, axis=0, dtype=np.float32)
+        return torch.from_numpy(mixture), torch.from_numpy(np.stack(sources[: len(self.targets)]))
 
 
 class FixedChunkDataset(torch.utils.data.Dataset):

@@ -54,6 +54,7 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
         "valid_chunk_seconds": 6.0,
         "valid_max_chunks": 100,
         "random_mix": True,
+        "mix_stems": [],   # stems summed into a training mixture; [] = every <stem>.scp of train_dir
         "gain_db": [-6.0, 6.0],
         "channel_swap": 0.5,
         "polarity": 0.5,
@@ -233,6 +234,7 @@ class Trainer:
             d["train_dir"], cfg["stems"], cfg["sample_rate"], cfg["channels"], d["chunk_seconds"], d["items_per_epoch"],
             seed=seed, random_mix=d["random_mix"], gain_db=d["gain_db"], channel_swap=d["channel_swap"],
             polarity=d["polarity"], stem_drop=d["stem_drop"], min_target_db=d["min_target_db"], max_redraws=d["max_redraws"],
+            mix_stems=d["mix_stems"] or None,
         )
         self.valid_set = FixedChunkDataset(
             d["valid_dir"], cfg["stems"], cfg["sample_rate"], cfg["channels"], d["valid_chunk_seconds"], d["valid_max_chunks"]

@@ -31,6 +31,7 @@ init_param=             # fine-tune from these weights (never used to resume)
 inference_model=averaged.pth   # weights file in exp/<tag> used by stages 4 and 6
 separate_args=          # extra banda-separate options, e.g. "--segment 8 --overlap 0.5"
 score_metrics=sdr,si_sdr   # add bss_eval for museval cSDR (slow), pesq/stoi for speech
+score_stems=            # stems scored in stage 5 (default: the model's, from ${expdir}/config.yaml)
 score_jobs=2
 local_data_args=        # options for local/data.sh
 
@@ -44,6 +45,7 @@ help_message="Usage: $0 [options]
   --init_param FILE          fine-tune from these weights
   --separate_args \"...\"      extra banda-separate options
   --score_metrics LIST       comma-separated metrics for stage 5 (default $score_metrics)
+  --score_stems LIST         stems to score in stage 5 (default: the model's stems)
   --local_data_args \"...\"    options for local/data.sh"
 
 . utils/parse_options.sh
@@ -115,9 +117,13 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    if [ -z "${score_stems}" ]; then  # a model of some stems (e.g. one BSRNN per stem) scores those only
+        score_stems=$(python -c 'import sys; from banda.config import load_yaml; print(",".join(load_yaml(sys.argv[1])["stems"]))' \
+                      "${expdir}/config.yaml")
+    fi
     for dset in ${test_sets}; do
-        log "Stage 5: scoring ${dset} (${score_metrics})"
-        python -m banda.bin.evaluate --ref "data/${dset}" --est "${expdir}/separated/${dset}" \
+        log "Stage 5: scoring ${dset} (${score_stems}; ${score_metrics})"
+        python -m banda.bin.evaluate --ref "data/${dset}" --est "${expdir}/separated/${dset}" --stems "${score_stems}" \
             --metrics "${score_metrics}" -j "${score_jobs}" -o "${expdir}/scores/${dset}"
     done
     python -m banda.bin.results --exp_dir "${expdir}" --sets ${test_sets} --out "${expdir}/RESULTS.md"
