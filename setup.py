@@ -40,6 +40,7 @@ setup(
             "banda-pack=banda.bin.pack:main",
             "banda-results=banda.bin.results:main",
             "banda-data-dir=banda.bin.data_dir:main",
+            "banda-remix=banda.bin.remix:main",
         ]
     },
 )

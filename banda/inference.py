@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .audio import BIT_DEPTH_SUBTYPES, FORMATS, audio_info, check_output_format, convert_channels, quantize, resample
 from .errors import AudioError, BandaError
 from .fileio import atomic_path
+from .remix import Complement, mute_gains, weighted_sum
 
 Reader = Callable[[int, int], np.ndarray]  # (start, frames) -> (channels, frames), zeros outside the signal
 
@@ -206,13 +207,20 @@ class Separator:
         return [self.stems.index(s) for s in stems]
 
     def separate_file(self, path, outputs: Dict[str, Path], fmt: str = "wav", bit_depth: int = 16,
-                      clip: str = "clamp") -> Dict[str, int]:
+                      clip: str = "clamp", complement: Optional[Complement] = None) -> Dict[str, int]:
         """Separate the audio file ``path`` into ``outputs`` (stem -> file), streaming.
 
         Outputs have the input's sample rate, channel count and exact length; every file is
         written to a temporary name and renamed at the end, so a failure leaves none behind.
         ``clip``: ``clamp`` limits integer formats to [-1, 1] (the count is returned), ``none``
-        writes as is. Returns the number of clipped samples per stem.
+        writes as is. Returns the number of clipped samples per output.
+
+        ``complement`` adds the output ``complement.name`` (a key of ``outputs``): everything
+        but ``complement.stem``, i.e. ``mixture - stem`` (mode ``mixture``, from the same
+        mixture block the model saw, in the file's channels; when the file is resampled, from
+        the original file and the stem resampled back, so ``stem + complement == mixture``
+        holds at the file's rate) or the sum of the other estimates (mode ``sum``).
+        See :mod:`banda.remix`.
         """
         path = Path(path)
         info = audio_info(path)
@@ -221,7 +229,16 @@ class Separator:
         if info.channels > 2:
             raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
         stems = list(outputs)
-        idx = self._stem_index(stems)
+        if complement is not None:
+            if complement.name not in outputs or complement.name in self.stems or complement.stem not in outputs:
+                raise BandaError(f"complement {complement.name!r} of {complement.stem!r}: both must be outputs, "
+                                 f"and {complement.name!r} not a model stem")
+            model_stems = [s for s in stems if s != complement.name]
+            if complement.mode == "sum":
+                model_stems = list(self.stems)
+        else:
+            model_stems = stems
+        idx = self._stem_index(model_stems)
         check_output_format(path, fmt, bit_depth, info.sample_rate)
         subtype = BIT_DEPTH_SUBTYPES[fmt][bit_depth]
         integer = subtype.startswith("PCM")
@@ -229,7 +246,8 @@ class Separator:
         needs_resample = info.sample_rate != self.sample_rate
         new_dirs = _missing_dirs(outputs.values())
         try:
-            self._separate_file(path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped)
+            self._separate_file(path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped,
+                                model_stems, complement)
         except BaseException:
             for d in new_dirs:  # folders this call created (deepest first), if left empty
                 with contextlib.suppress(OSError):
@@ -237,7 +255,12 @@ class Separator:
             raise
         return clipped
 
-    def _separate_file(self, path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped):
+    def _separate_file(self, path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped,
+                       model_stems, complement):
+        # With resampling, a ``mixture`` complement is made after the stem is resampled back (see
+        # separate_file), so it has no stage file of its own.
+        late = complement.name if complement is not None and complement.mode == "mixture" and needs_resample else None
+        staged = [s for s in stems if s != late]
         with ExitStack() as stack:
             src_path = path
             if needs_resample:
@@ -247,9 +270,9 @@ class Separator:
             src = stack.enter_context(sf.SoundFile(str(src_path)))
             final_paths = {s: stack.enter_context(atomic_path(outputs[s], suffix="." + fmt)) for s in stems}
             if needs_resample:
-                stage_paths = {s: stack.enter_context(_temp_file(".wav")) for s in stems}
+                stage_paths = {s: stack.enter_context(_temp_file(".wav")) for s in staged}
                 writers = {s: stack.enter_context(_open_writer(stage_paths[s], outputs[s], self.sample_rate, info.channels,
-                                                               "FLOAT", "WAV")) for s in stems}
+                                                               "FLOAT", "WAV")) for s in staged}
             else:
                 writers = {s: stack.enter_context(_open_writer(final_paths[s], outputs[s], info.sample_rate, info.channels,
                                                                subtype, FORMATS[fmt])) for s in stems}
@@ -257,40 +280,70 @@ class Separator:
             bar = tqdm(total=self._n_segments(length), desc=path.name, unit="seg", disable=not self.progress, dynamic_ncols=True, leave=False)
             stack.callback(bar.close)
             reader = file_reader(src, self.channels, str(path))
-            for _, block in overlap_add(lambda c: self._process(c, idx), reader, length, self.segment, self.overlap,
-                                        self.batch_size, bar):
-                for i, s in enumerate(stems):
-                    out = block[i]
-                    if info.channels == 1 and out.shape[0] == 2:
-                        out = out.mean(0, keepdims=True)
-                    elif info.channels == 2 and out.shape[0] == 1:  # mono model, stereo file
-                        out = np.repeat(out, 2, axis=0)
+            mix_reader = file_reader(src, info.channels, str(path))  # the same samples, in the file's channels
+
+            def to_file_channels(out: np.ndarray) -> np.ndarray:
+                if info.channels == 1 and out.shape[0] == 2:
+                    return out.mean(0, keepdims=True)
+                if info.channels == 2 and out.shape[0] == 1:  # mono model, stereo file
+                    return np.repeat(out, 2, axis=0)
+                return out
+
+            for start, block in overlap_add(lambda c: self._process(c, idx), reader, length, self.segment, self.overlap,
+                                            self.batch_size, bar):
+                est = {s: to_file_channels(block[i]) for i, s in enumerate(model_stems)}
+                if complement is not None and complement.name in staged:
+                    if complement.mode == "mixture":
+                        est[complement.name] = mix_reader(start, block.shape[-1]) - est[complement.stem]
+                    else:
+                        est[complement.name] = weighted_sum(np.stack([est[s] for s in model_stems]),
+                                                            mute_gains(model_stems, complement.stem))
+                for s in staged:
+                    out = est[s]
                     if integer and not needs_resample and clip == "clamp":
                         clipped[s] += int((np.abs(out) > 1).sum())
                         out = np.clip(out, -1, 1)
                     writers[s].write(out.T if needs_resample else quantize(out.T, subtype))
             bar.close()
             if needs_resample:
-                for s in stems:
+                clamp = integer and clip == "clamp"
+                for s in staged:
                     writers[s].close()
-                    _finish_resample(stage_paths[s], final_paths[s], outputs[s], info, subtype, FORMATS[fmt],
-                                     integer and clip == "clamp", clipped, s)
+                for s in staged:
+                    extra = (path, final_paths[late], outputs[late], late) if late is not None and s == complement.stem else None
+                    _finish_resample(stage_paths[s], final_paths[s], outputs[s], info, subtype, FORMATS[fmt], clamp,
+                                     clipped, s, complement=extra)
             else:
                 for w in writers.values():
                     w.close()
 
 
 def _finish_resample(stage: Path, final: Path, name: Path, info, subtype: str, fmt: str, clamp: bool, clipped: Dict[str, int],
-                     stem: str):
-    """Resample a model-rate stage file back to the input's rate and format."""
-    with _temp_file(".wav") as back:
+                     stem: str, complement: Optional[Tuple[Path, Path, Path, str]] = None):
+    """Resample a model-rate stage file back to the input's rate and format.
+
+    ``complement = (mixture file, final path, output name, key)`` also writes
+    ``mixture - stem`` from the original mixture and this stem resampled back.
+    """
+    with _temp_file(".wav") as back, ExitStack() as stack:
         resample_file(stage, back, info.sample_rate, frames=info.frames)
-        with sf.SoundFile(str(back)) as f, _open_writer(final, name, info.sample_rate, info.channels, subtype, fmt) as out:
-            for block in f.blocks(blocksize=info.sample_rate * 30, dtype="float32", always_2d=True):
+        f = stack.enter_context(sf.SoundFile(str(back)))
+        out = stack.enter_context(_open_writer(final, name, info.sample_rate, info.channels, subtype, fmt))
+        if complement is not None:
+            mix_path, c_final, c_name, c_key = complement
+            mix = stack.enter_context(sf.SoundFile(str(mix_path)))
+            c_out = stack.enter_context(_open_writer(c_final, c_name, info.sample_rate, info.channels, subtype, fmt))
+        for block in f.blocks(blocksize=info.sample_rate * 30, dtype="float32", always_2d=True):
+            if complement is not None:
+                rest = mix.read(block.shape[0], dtype="float32", always_2d=True) - block
                 if clamp:
-                    clipped[stem] += int((np.abs(block) > 1).sum())
-                    block = np.clip(block, -1, 1)
-                out.write(quantize(block, subtype))
+                    clipped[c_key] += int((np.abs(rest) > 1).sum())
+                    rest = np.clip(rest, -1, 1)
+                c_out.write(quantize(rest, subtype))
+            if clamp:
+                clipped[stem] += int((np.abs(block) > 1).sum())
+                block = np.clip(block, -1, 1)
+            out.write(quantize(block, subtype))
 
 
 def _open_writer(path: Path, name, sample_rate: int, channels: int, subtype: str, fmt: str) -> sf.SoundFile:

@@ -3,6 +3,7 @@
     banda-separate -m exp/bandit song.wav other_song.flac -o separated
     banda-separate -m model_pack.pth 'music/*.mp3' --stems vocals --format flac --bit-depth 24
     banda-separate -m exp/bandit --scp data/test/mix.scp -o exp/bandit/separated/test
+    banda-separate -m exp/bandit song.wav --two-stems vocals       # vocals.wav + no_vocals.wav
 
 Inputs are files, folders (searched recursively for audio) or globs. Each track is written
 to ``OUT/{track}/{stem}.{ext}`` (``--filename`` changes the pattern; a track is named after
@@ -10,6 +11,13 @@ its file, or after its folder when the file is called ``mixture``; a folder that
 ``mixture.*`` files, the MUSDB layout with reference stems beside each mixture, contributes
 only those). Long files are read and written in segments, so memory does not grow with
 their length; outputs keep the input's sample rate, channel count and exact length.
+
+``--two-stems STEM`` writes STEM and its complement ``no_STEM`` (everything else). With
+``--complement mixture`` (the default) the complement is the mixture minus the stem, taken
+from the same mixture block the model saw, so ``STEM + no_STEM`` gives the input back (up to
+the output format's rounding) and whatever the model put in no stem stays in ``no_STEM``;
+``--complement sum`` makes it the sum of the model's other stems instead. These are the
+complements of ``banda-remix`` (see banda/remix.py).
 """
 import argparse
 import glob
@@ -34,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="separated", help="output folder (default: separated)")
     p.add_argument("--filename", default="{track}/{stem}.{ext}", help="output path pattern under --out; fields {track}, {stem}, {ext}")
     p.add_argument("--stems", help="comma-separated stems to write (default: all the model's stems)")
+    p.add_argument("--two-stems", metavar="STEM", help="write only STEM and no_STEM, its complement (e.g. vocals, no_vocals)")
+    p.add_argument("--complement", choices=["mixture", "sum"], default=None,
+                   help="with --two-stems: no_STEM = mixture - STEM (mixture, the default) or the sum of the other stems (sum)")
     p.add_argument("--format", default="wav", choices=["wav", "flac", "mp3"], help="output format (default wav)")
     p.add_argument("--bit-depth", type=int, default=16, choices=[16, 24, 32], help="16/24-bit integer or 32-bit float (wav only)")
     p.add_argument("--clip", default="clamp", choices=["clamp", "none"],
@@ -107,6 +118,7 @@ def _main(argv: Optional[List[str]]) -> int:
     from ..audio import audio_info
     from ..inference import Separator
     from ..models import load_model
+    from ..remix import Complement, complement_name
 
     args = parse_args_with_config(build_parser(), argv)
     setup_logging()
@@ -125,9 +137,22 @@ def _main(argv: Optional[List[str]]) -> int:
     model = load_model(args.model)
     separator = Separator(model, device=device, segment=args.segment, overlap=args.overlap,
                           batch_size=args.batch_size, progress=not args.no_progress)
-    stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else separator.stems
-    separator._stem_index(stems)  # fail fast on a wrong stem name
-    stems = list(dict.fromkeys(stems))
+    complement = None
+    if args.two_stems:
+        if args.stems:
+            raise BandaError("give either --stems or --two-stems, not both")
+        stem = args.two_stems.strip()
+        separator._stem_index([stem])  # fail fast on a wrong stem name
+        complement = Complement(name=complement_name(stem), stem=stem, mode=args.complement or "mixture")
+        if complement.name in separator.stems:
+            raise BandaError(f"--two-stems {stem}: the model has a stem called {complement.name!r} already")
+        stems = [stem, complement.name]
+    else:
+        if args.complement:
+            raise BandaError("--complement only applies to --two-stems (banda-remix has it too)")
+        stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else separator.stems
+        separator._stem_index(stems)  # fail fast on a wrong stem name
+        stems = list(dict.fromkeys(stems))
     out = Path(args.out)
     all_outputs = output_paths(pairs, stems, out, args.filename, args.format)
     from tqdm import tqdm
@@ -135,7 +160,8 @@ def _main(argv: Optional[List[str]]) -> int:
     for (track, path), outputs in tqdm(list(zip(pairs, all_outputs)), desc="tracks", unit="track",
                                        disable=args.no_progress or len(pairs) == 1, dynamic_ncols=True):
         t0 = time.time()
-        clipped = separator.separate_file(path, outputs, fmt=args.format, bit_depth=args.bit_depth, clip=args.clip)
+        clipped = separator.separate_file(path, outputs, fmt=args.format, bit_depth=args.bit_depth, clip=args.clip,
+                                          complement=complement)
         log.info("%s -> %s (%.1f s)", path, out / args.filename.format(track=track, stem="*", ext=args.format), time.time() - t0)
         for stem, n in clipped.items():
             if n:

@@ -1,0 +1,204 @@
+"""Remixing separated stems: per-stem gains, presets, the complement and clipping.
+
+Shapes: ``stems`` is ``(stems, channels, time)``, a mixture or an output ``(channels, time)``,
+``gains`` a ``(stems,)`` sequence of linear factors. Everything here is plain numpy and
+linear in the audio, so it can run block by block (``banda-separate --two-stems``) or on a
+whole song (``banda-remix``).
+
+The complement -- what the output holds beyond the stems' weighted sum -- is one of:
+
+* ``mixture``: start from the mixture and change only what the gains change,
+  ``out = mixture + sum_s (g_s - 1) * stem_s``. Whatever the separation left out (the
+  residual ``mixture - sum_s stem_s``) stays in the output at full level; with every gain at
+  1 (0 dB) the output *is* the mixture.
+* ``sum``: rebuild from the estimates alone, ``out = sum_s g_s * stem_s``; the residual is
+  dropped. Equal to ``mixture`` when the stems sum to the mixture.
+
+``banda-separate --two-stems vocals`` writes ``vocals`` and ``no_vocals``, where ``no_vocals``
+is this remix with vocals muted: ``mixture - vocals`` (``mixture``) or the sum of the other
+stems (``sum``).
+"""
+import math
+import re
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import BandaError
+
+COMPLEMENTS = ("mixture", "sum")
+CLIP_MODES = ("rescale", "limit", "none")
+#: ``rescale`` brings the output's peak to this level (0.999 = -0.009 dBFS) when it is above it.
+RESCALE_PEAK = 0.999
+#: ``limit`` leaves samples up to this magnitude untouched and bends the rest smoothly below 1.
+LIMIT_KNEE = 0.9
+PRESET_HELP = "karaoke (vocals muted) or minus-<stem> (that stem muted)"
+
+_GAIN = re.compile(r"^\s*([^=\s]+)\s*=\s*(\S+?)\s*(?:db)?\s*$", re.IGNORECASE)
+
+
+def complement_name(stem: str) -> str:
+    """Name of the output that holds everything but ``stem`` (Demucs' naming): ``no_<stem>``."""
+    return f"no_{stem}"
+
+
+def db_to_gain(db: float) -> float:
+    """Decibels -> linear factor; ``-inf`` dB is 0 (muted)."""
+    return 0.0 if db == -math.inf else float(10.0 ** (db / 20.0))
+
+
+def parse_gain(text: str) -> Tuple[str, float]:
+    """``"vocals=-6"``, ``"other=+3dB"``, ``"vocals=-inf"`` -> ``(stem, dB)``; anything else is a
+    :class:`BandaError`. ``-inf`` (also ``mute``) mutes the stem; ``+inf`` and NaN are refused."""
+    m = _GAIN.match(text)
+    if not m:
+        raise BandaError(f"--gain {text!r}: expected STEM=DB, e.g. vocals=-6 or vocals=-inf")
+    stem, value = m.group(1), m.group(2).lower()
+    if value in ("mute", "-inf", "-infinity"):
+        return stem, -math.inf
+    try:
+        db = float(value)
+    except ValueError:
+        raise BandaError(f"--gain {text!r}: {m.group(2)!r} is not a number of dB (or -inf to mute)") from None
+    if not math.isfinite(db):
+        raise BandaError(f"--gain {text!r}: the gain must be a finite number of dB or -inf (mute)")
+    return stem, db
+
+
+def preset_gains(preset: str) -> Dict[str, float]:
+    """A preset's gains in dB: ``karaoke`` -> vocals muted, ``minus-<stem>`` -> that stem muted."""
+    name = preset.strip()
+    if name == "karaoke":
+        return {"vocals": -math.inf}
+    if name.startswith("minus-") and len(name) > len("minus-"):
+        return {name[len("minus-"):]: -math.inf}
+    raise BandaError(f"--preset {preset!r}: unknown preset; choose {PRESET_HELP}")
+
+
+def resolve_gains(stems: Sequence[str], gains_db: Mapping[str, float], where: Mapping[str, str] = None) -> np.ndarray:
+    """Linear gains ``(stems,)`` in the order of ``stems``; stems not named keep 0 dB (1.0).
+
+    ``where`` maps a stem to the option that named it, for the error message when a stem is
+    not one of ``stems``.
+    """
+    for stem in gains_db:
+        if stem not in stems:
+            origin = (where or {}).get(stem, f"stem {stem!r}")
+            raise BandaError(f"{origin}: unknown stem {stem!r}; valid stems: {', '.join(stems)}")
+    return np.array([db_to_gain(gains_db.get(s, 0.0)) for s in stems], dtype=np.float64)
+
+
+def weighted_sum(stems: np.ndarray, gains: Sequence[float]) -> np.ndarray:
+    """``sum_s gains[s] * stems[s]``: ``(stems, channels, time)`` -> ``(channels, time)`` float32.
+
+    Stems with gain 0 are skipped and gain 1 is not multiplied, so a sum of unchanged stems
+    is exact in float32.
+    """
+    stems = np.asarray(stems)
+    if stems.ndim != 3 or len(gains) != stems.shape[0]:
+        raise ValueError(f"expected (stems, channels, time) and one gain per stem, got {stems.shape} and {len(gains)} gains")
+    out = np.zeros(stems.shape[1:], dtype=np.float32)
+    for g, s in zip(gains, stems):
+        if g == 1.0:
+            out += s
+        elif g != 0.0:
+            out += np.float32(g) * s
+    return out
+
+
+def remix(stems: np.ndarray, gains: Sequence[float], mixture: Optional[np.ndarray] = None,
+          complement: str = "mixture") -> np.ndarray:
+    """One output ``(channels, time)`` from ``stems`` ``(stems, channels, time)`` and linear ``gains``.
+
+    ``complement="mixture"``: ``mixture + sum_s (g_s - 1) stem_s`` (needs ``mixture``,
+    ``(channels, time)``); ``"sum"``: ``sum_s g_s stem_s``. See the module docstring.
+    """
+    if complement == "sum":
+        return weighted_sum(stems, gains)
+    if complement != "mixture":
+        raise ValueError(f"complement must be one of {COMPLEMENTS}, got {complement!r}")
+    if mixture is None:
+        raise BandaError("--complement mixture needs the mixture (give --mix FILE, or use --complement sum)")
+    mixture = np.asarray(mixture, dtype=np.float32)
+    if mixture.shape != np.shape(stems)[1:]:
+        raise ValueError(f"mixture {mixture.shape} and stems {np.shape(stems)} differ in shape")
+    return mixture + weighted_sum(stems, [g - 1.0 for g in gains])
+
+
+def mute_gains(stems: Sequence[str], stem: str) -> np.ndarray:
+    """Linear gains that mute ``stem`` and keep the others: the complement of ``stem``."""
+    return np.array([0.0 if s == stem else 1.0 for s in stems], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Complement:
+    """An extra output ``name`` holding everything but ``stem``, by ``mode`` (see the module docstring)."""
+
+    name: str
+    stem: str
+    mode: str = "mixture"
+
+    def __post_init__(self):
+        if self.mode not in COMPLEMENTS:
+            raise BandaError(f"--complement must be one of {', '.join(COMPLEMENTS)}, got {self.mode!r}")
+
+
+# --- clipping ---------------------------------------------------------------------------
+
+
+@dataclass
+class ClipReport:
+    """What :func:`prevent_clipping` did: the peak before, the factor applied (``rescale``), how
+    many samples it changed (``limit``) and how many lie outside [-1, 1] after it."""
+
+    mode: str
+    peak: float
+    scale: float = 1.0
+    limited: int = 0
+    over: int = 0
+
+
+def soft_limit(audio: np.ndarray, knee: float = LIMIT_KNEE) -> np.ndarray:
+    """Sample-wise soft clipper: ``|x| <= knee`` unchanged, above it
+    ``knee + (1 - knee) * tanh((|x| - knee) / (1 - knee))`` with the sign of ``x``.
+
+    Continuous with slope 1 at the knee, monotonic and never above 1 in magnitude (it tends
+    to 1 for loud input); it bends only the peaks (adding some distortion there) instead of
+    turning the whole song down.
+    """
+    x = np.asarray(audio, dtype=np.float32)
+    mag = np.abs(x)
+    over = mag > knee
+    if not over.any():
+        return x.copy()
+    out = x.copy()
+    width = 1.0 - knee
+    bent = knee + width * np.tanh((mag[over].astype(np.float64) - knee) / width)
+    out[over] = np.sign(x[over]) * np.minimum(bent, 1.0).astype(np.float32)
+    return out
+
+
+def prevent_clipping(audio: np.ndarray, mode: str) -> Tuple[np.ndarray, ClipReport]:
+    """Apply clip ``mode`` to ``(channels, time)`` audio.
+
+    * ``rescale``: if the peak is above :data:`RESCALE_PEAK`, scale everything by
+      ``RESCALE_PEAK / peak`` (never louder); the factor is reported.
+    * ``limit``: :func:`soft_limit` (the count of samples it bent is reported).
+    * ``none``: unchanged; ``over`` counts samples outside [-1, 1] that an integer format
+      will clip.
+    """
+    if mode not in CLIP_MODES:
+        raise BandaError(f"--clip must be one of {', '.join(CLIP_MODES)}, got {mode!r}")
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    report = ClipReport(mode=mode, peak=peak)
+    if mode == "rescale" and peak > RESCALE_PEAK:
+        report.scale = RESCALE_PEAK / peak
+        audio = (audio.astype(np.float64) * report.scale).astype(np.float32)
+        audio = np.clip(audio, -RESCALE_PEAK, RESCALE_PEAK)  # float rounding must not undo the promise
+    elif mode == "limit":
+        report.limited = int((np.abs(audio) > LIMIT_KNEE).sum())
+        audio = soft_limit(audio)
+    report.over = int((np.abs(audio) > 1.0).sum())
+    return audio, report

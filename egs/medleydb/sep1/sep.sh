@@ -1,0 +1,1 @@
+../../TEMPLATE/sep1/sep.sh
