@@ -19,6 +19,7 @@ YAML::
       - {name: l1snr, weight: 1.0, params: {domain: stft, silence_db: -60}}
       - {name: dbrms, weight: 0.1, params: {under_weight: 2.0, silence_db: -60}}
       - {name: mrstft, weight: 0.5, params: {fft_sizes: [4096, 2048, 1024, 512, 256]}}
+      - {name: mse_magnitude, weight: 1.0, params: {n_fft: 4096, hop_length: 1024}}
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -202,6 +203,36 @@ class DBRMSLoss(ItemLoss):
     def per_item(self, estimate, target):
         diff = level_db(estimate, self.eps) - level_db(target, self.eps)
         return diff.abs() * torch.where(diff < 0, self.under_weight, 1.0)
+
+
+@LOSSES.register("mse_magnitude")
+class MSEMagnitudeLoss(ItemLoss):
+    """Mean squared error between magnitude spectrograms ``|STFT|`` (Open-Unmix's training loss).
+
+    Per item the mean over channels, bins and frames of ``(|STFT(yhat)| - |STFT(y)|)^2``
+    (Hann window of ``n_fft``, hop ``hop_length``); with one stem this is Open-Unmix's
+    ``mse_loss(Y_hat, Y)``, except that ``Y_hat`` is here the STFT of the estimated waveform.
+    ``center``: pad the signal by half a window at both ends (Open-Unmix trains without).
+    """
+
+    def __init__(self, n_fft: int = 4096, hop_length: int = 1024, center: bool = False,
+                 silence_db: Optional[float] = None, silence_weight: float = 0.1):
+        super().__init__(silence_db, silence_weight)
+        if n_fft < 2 or hop_length < 1:
+            raise ConfigError(f"mse_magnitude needs n_fft >= 2 and hop_length >= 1, not {n_fft}, {hop_length}")
+        self.n_fft, self.hop_length, self.center = int(n_fft), int(hop_length), bool(center)
+
+    def _magnitude(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, stems, channels, time)`` -> ``(batch, stems, channels * freq * frames)``."""
+        b, s = x.shape[:2]
+        if not self.center and x.shape[-1] < self.n_fft:
+            raise ValueError(f"mse_magnitude: signals of {x.shape[-1]} samples are shorter than n_fft {self.n_fft}")
+        spec = torch.stft(x.reshape(-1, x.shape[-1]).float(), n_fft=self.n_fft, hop_length=self.hop_length,
+                          window=torch.hann_window(self.n_fft, device=x.device), center=self.center, return_complex=True)
+        return spec.abs().reshape(b, s, -1)
+
+    def per_item(self, estimate, target):
+        return _per_item((self._magnitude(estimate) - self._magnitude(target)).square())
 
 
 class LossHandler(nn.Module):

@@ -306,7 +306,12 @@ class Trainer:
             from .models import resolve_model_path
 
             path = resolve_model_path(path)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        if path.is_dir():  # a model folder (e.g. published Open-Unmix weights)
+            from .models import load_model
+
+            obj = {"state_dict": load_model(path).state_dict()}
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
         state = obj.get("state_dict", obj.get("model", obj)) if isinstance(obj, dict) else None
         if not isinstance(state, dict):
             raise BandaError(f"{path}: no model weights found for --init_param")

@@ -19,6 +19,7 @@ def signals(seed=0):
 
 # Every registered loss with small FFT sizes where it has them.
 LOSS_TERMS = {
+    "mse_magnitude": [{"n_fft": 256, "hop_length": 64}, {"n_fft": 256, "hop_length": 64, "center": True}],
     "l1snr": [{}, {"domain": "stft", "n_fft": 256, "hop_length": 64}],
     "l1": [{}, {"domain": "stft", "n_fft": 256, "hop_length": 64}],
     "mrstft": [{"fft_sizes": [512, 256, 128]}, {"fft_sizes": [256, 128], "kind": "l1"}],

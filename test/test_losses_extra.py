@@ -12,6 +12,7 @@ from banda.losses import LOSSES, LossHandler, level_db, silence_weights
 SHAPE = (3, 2, 2, 2048)  # (batch, stems, channels, time)
 # every registered loss, with small FFT sizes
 VARIANTS = [
+    ("mse_magnitude", {"n_fft": 256, "hop_length": 64}),
     ("l1snr", {}), ("l1snr", {"domain": "stft", "n_fft": 256, "hop_length": 64}),
     ("l1", {}), ("l1", {"domain": "stft", "n_fft": 256, "hop_length": 64}),
     ("mrstft", {"fft_sizes": [256, 128]}), ("mrstft", {"fft_sizes": [256], "kind": "l1"}),

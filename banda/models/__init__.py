@@ -2,7 +2,9 @@
 
 A model archive (``*.pth`` written by :func:`save_archive`) holds the registered model
 name, its full constructor arguments, the weights and the versions that wrote it, so
-:func:`load_model` needs no config file.
+:func:`load_model` needs no config file. :func:`load_model` also takes a published
+Open-Unmix model folder (``separator.json`` + ``<target>.pth`` + ``<target>.json``, see
+:mod:`banda.models.openunmix`).
 """
 import datetime
 from pathlib import Path
@@ -72,21 +74,34 @@ EXP_WEIGHTS = ("model_pack.pth", "averaged.pth", "best.pth", "last.pth")
 
 
 def resolve_model_path(path) -> Path:
-    """An archive path, or an exp dir -> its packed, averaged, best or last weights."""
+    """An archive path, or an exp dir -> its packed, averaged, best or last weights; an
+    Open-Unmix model folder (with ``separator.json``) is returned as it is."""
     path = Path(path)
     if path.is_dir():
         for name in EXP_WEIGHTS:
             if (path / name).is_file():
                 return path / name
-        raise BandaError(f"{path}: no model weights found (looked for {', '.join(EXP_WEIGHTS)})")
+        from .openunmix import is_openunmix_folder
+
+        if is_openunmix_folder(path):
+            return path
+        raise BandaError(f"{path}: no model weights found (looked for {', '.join(EXP_WEIGHTS)}, "
+                         "or an Open-Unmix folder's separator.json)")
     return path
 
 
 def load_model(path, device: Optional[str] = None) -> torch.nn.Module:
-    """Load a model from an archive file or an experiment directory, in eval mode."""
-    archive = read_archive(resolve_model_path(path))
+    """Load a model, in eval mode, from an archive file, an experiment directory or an
+    Open-Unmix model folder (with its published Wiener defaults, or those its
+    ``separator.json`` sets: see :mod:`banda.models.openunmix`)."""
+    path = resolve_model_path(path)
+    if path.is_dir():
+        from .openunmix import load_openunmix
+
+        return load_openunmix(path, device=device)
+    archive = read_archive(path)
     model = model_from_archive(archive)
     return model.to(device) if device else model
 
 
-from . import bandit  # noqa: E402,F401  (registers the models)
+from . import bandit, openunmix  # noqa: E402,F401  (registers the models)
