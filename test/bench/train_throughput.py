@@ -120,7 +120,7 @@ def parse_param(text: str):
 
 # ---------------------------------------------------------------------------- the two models
 def build_banda(args, device):
-    """Model, loss and optimiser of the recipe; returns (step_fn, flop_fn, info)."""
+    """Model, loss and optimiser of the recipe: ``(step, flop_step, info, kept objects)``."""
     from banda.config import load_yaml
     from banda.losses import LossHandler
     from banda.models import build_model, model_params
@@ -177,11 +177,11 @@ def build_banda(args, device):
         "model_params": {k: full[k] for k in ("bands", "dim", "tf_block", "n_layers", "heads", "head_dim", "mask_hidden",
                                               "complex_mask", "checkpointing") if k in full},
         "stems": len(stems),
-        "loss": [t["name"] + ("_" + t["params"]["domain"] if t.get("params", {}).get("domain") else "") for t in loss_terms],
+        "loss": [t["name"] + ("_" + t["params"]["domain"] if (t.get("params") or {}).get("domain") else "") for t in loss_terms],
         "optimizer": optim_cfg["name"] + (" (fused)" if args.fused_optimizer else ""),
         "clip_grad_norm": clip,
     }
-    return step, flop_step, info, (model, optimizer, mix, target)
+    return step, flop_step, info, (model, optimizer, scaler, mix, target)
 
 
 def make_optimizer(model, o, fused: bool):
@@ -270,7 +270,7 @@ def build_peer(args, device, cls):
     }
     if dropped:
         info["unsupported_args"] = dropped
-    return step, flop_step, info, (model, optimizer, mix, target)
+    return step, flop_step, info, (model, optimizer, scaler, mix, target)
 
 
 def _peer_version() -> str:
@@ -290,7 +290,7 @@ def random_batch(args, device, stems: int, channels: int, rate: int):
 
 
 # ---------------------------------------------------------------------------- measuring
-def measure(args, device, build, amp: str, compiled: bool) -> dict:
+def measure(args, device, build, amp: str, compiled: bool, label: str) -> dict:
     """Build with ``build()``, run warm-up and timed steps, count FLOPs; a dict for the JSON."""
     if device.type == "cuda":
         gc.collect()
@@ -337,8 +337,20 @@ def measure(args, device, build, amp: str, compiled: bool) -> dict:
     out["step_ms_median"] = round(statistics.median(per_step), 2)
     out["step_ms_min"] = round(min(per_step), 2)
     out["final_loss"] = float(loss.float().item())
+    model, optimizer, scaler = keep[:3]
+    state = optimizer.state.get(next(iter(model.parameters())), {})
+    if "step" in state:  # steps the optimiser applied; fp16 loss scaling skips steps with inf/NaN gradients
+        out["skipped_steps"] = args.warmup + args.steps - int(state["step"])
+    if scaler.is_enabled():
+        out["grad_scale"] = scaler.get_scale()
+    del model, optimizer, scaler
     if not math.isfinite(out["final_loss"]):
         out["warning"] = "non-finite loss"
+    if args.profile:
+        try:
+            out["profile"] = profile(step, args, device, label)
+        except Exception as e:
+            out["profile_error"] = f"{type(e).__name__}: {e}"
     if not args.no_flops:
         try:
             out.update(count_flops(flop_step, elapsed / args.steps, args, device))
@@ -346,6 +358,30 @@ def measure(args, device, build, amp: str, compiled: bool) -> dict:
             out["flops_error"] = f"{type(e).__name__}: {e}"
     del step, flop_step, keep
     return out
+
+
+def profile(step, args, device, label: str) -> str:
+    """Three steps under torch.profiler; the operator table (by self device time) goes to a text file."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        for _ in range(3):
+            step()
+        sync(device)
+    averages = prof.key_averages()
+    table = None
+    for key in (("self_device_time_total", "self_cuda_time_total") if device.type == "cuda" else ()) + ("self_cpu_time_total",):
+        try:
+            table = averages.table(sort_by=key, row_limit=args.profile_rows)
+            break
+        except Exception:
+            continue
+    path = Path(f"{args.profile}_{label}.txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{label}: 3 training steps\n{table}\n")
+    log(f"  profile written to {path}")
+    return str(path)
 
 
 def count_flops(flop_step, step_s: float, args, device) -> dict:
@@ -367,13 +403,15 @@ def count_flops(flop_step, step_s: float, args, device) -> dict:
 def run_one(label, args, device, build, amp, compiled):
     log(f"{label}:")
     try:
-        return measure(args, device, build, amp, compiled)
+        return measure(args, device, build, amp, compiled, label)
     except torch.cuda.OutOfMemoryError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         return {"amp": amp, "compile": compiled, "error": f"out of memory: {first}"}
     except Exception as e:
         return {"amp": amp, "compile": compiled, "error": f"{type(e).__name__}: {e}"}
     finally:
+        if compiled:  # compiled graphs hold on to the model; free it before the next one is measured
+            torch._dynamo.reset()
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -402,6 +440,9 @@ def main() -> None:
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's dense bf16 peak for the MFU (default: from a table of known GPUs)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count (and the MFU)")
+    p.add_argument("--profile", metavar="PREFIX",
+                   help="also profile 3 steps of each model; operator tables go to PREFIX_banda.txt, PREFIX_peer.txt")
+    p.add_argument("--profile-rows", type=int, default=40, help="rows of the profile tables (default 40)")
     p.add_argument("--small", action="store_true",
                    help="tiny sizes for a smoke run: D=32, one layer pair, 1 s chunks, batch 1, 1+2 steps")
     args = p.parse_args()
