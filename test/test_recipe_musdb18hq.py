@@ -246,3 +246,42 @@ def test_config_dry_run(config, capsys, monkeypatch):
     with torch.device("meta"):
         model = build_model(cfg["model"]["name"], params)
     assert model.stems == cfg["stems"]
+
+
+TINY_UMX_CONFIG = """\
+sample_rate: 44100
+channels: 2
+stems: [vocals, drums, bass, other]
+model:
+  name: openunmix
+  params: {hidden_size: 16, nb_layers: 1, n_fft: 1024, hop_length: 256}
+data:
+  chunk_seconds: 0.5
+  items_per_epoch: 4
+  batch_size: 2
+  num_workers: 0
+  valid_chunk_seconds: 0.5
+  valid_max_chunks: 1
+loss:
+  - {name: mse_magnitude, params: {n_fft: 1024, hop_length: 256}}
+scheduler: {name: constant}
+train: {max_epochs: 1, keep_best: 1, audio_examples: 1}
+"""
+
+
+def test_openunmix_config_through_stages_3_to_6(recipe_run):
+    """The UMX recipe path: an Open-Unmix model (with its Wiener filter at inference) trained,
+    separated, scored and packed by the same stage script."""
+    work, _ = recipe_run
+    (work / "conf" / "tiny_umx.yaml").write_text(TINY_UMX_CONFIG)
+    proc = subprocess.run(["./run.sh", "--train_config", "conf/tiny_umx.yaml", "--ngpu", "0", "--nj", "2",
+                           "--stage", "3", "--stop_stage", "6", "--score_metrics", "sdr"],
+                          cwd=work, env=recipe_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    exp = work / "exp" / "tiny_umx"
+    out = exp / "separated" / "test" / track_id(TEST[0])
+    assert sorted(p.name for p in out.iterdir()) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
+    assert "| mixture (input) |" in (exp / "RESULTS.md").read_text()
+    from banda.models import load_model
+
+    assert type(load_model(exp / "model_pack.pth")).__name__ == "OpenUnmix"
