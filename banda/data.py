@@ -10,7 +10,7 @@
 Only the frames a chunk needs are read from disk.
 """
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch

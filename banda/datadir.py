@@ -18,8 +18,9 @@ sorted, with the same ids, and carried along by subset, split and combine.
 """
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .errors import DataError
 from .fileio import write_text
@@ -182,6 +183,39 @@ def validate_data_dir(data_dir: PathLike, check_audio: bool = True) -> List[str]
                     f"{data_dir / name}: id {key!r}: {path} has {stem.channels} channels, the mixture has {mix.channels}"
                 )
     return warnings
+
+
+# --- writing data dirs (data prep) -------------------------------------------------------
+
+_ID_DROP = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def track_id(name: str) -> str:
+    """The data-dir id of a track name: spaces -> ``_``, characters outside ``[A-Za-z0-9._-]`` dropped."""
+    return _ID_DROP.sub("", name.replace(" ", "_"))
+
+
+def make_ids(names: Sequence[str], where: PathLike, what: str = "track") -> Dict[str, str]:
+    """name -> :func:`track_id`, refusing empty and colliding ids (the error names ``where``)."""
+    ids: Dict[str, str] = {}
+    seen: Dict[str, str] = {}
+    for name in names:
+        key = track_id(name)
+        if not key:
+            raise DataError(f"{where}: {what} {name!r} has no letters, digits, '.', '_' or '-' to make an id from")
+        if key in seen:
+            raise DataError(f"{where}: {what}s {seen[key]!r} and {name!r} both map to id {key!r}; rename one")
+        seen[key] = name
+        ids[name] = key
+    return ids
+
+
+def write_data_dir(out: PathLike, rows: Dict[str, Tuple[Dict[str, str], int]], stems: Sequence[str]) -> None:
+    """``mix.scp``, ``<stem>.scp`` and ``utt2num_samples`` for ``{id: ({mix|stem: path}, frames)}``;
+    id files of an earlier run that this one does not write are removed."""
+    tables = {f"{key}.scp": {i: paths[key] for i, (paths, _) in rows.items()} for key in [MIX] + list(stems)}
+    tables[NUM_SAMPLES] = {i: frames for i, (_, frames) in rows.items()}
+    _write_tables(Path(out), tables, list(rows))
 
 
 # --- subset, split, combine ---------------------------------------------------------------

@@ -373,7 +373,7 @@ class _Track:
         _add(noise_env, s0, p["breathiness"] * amp_total * shimmer)
 
     def drums(self) -> np.ndarray:
-        rng, sr, n = self.rngs["drums"], self.sr, self.n
+        rng, n = self.rngs["drums"], self.n
         kit = self._drum_kit(rng)
         pans = {
             "kick": 0.0, "snare": rng.uniform(-0.15, 0.15), "hat": rng.choice([-1, 1]) * rng.uniform(0.15, 0.45),
@@ -525,7 +525,7 @@ class _Track:
         return out[None] * _pan_gains(rng.uniform(-0.05, 0.05))
 
     def other(self) -> np.ndarray:
-        rng, sr, n = self.rngs["other"], self.sr, self.n
+        rng, n = self.rngs["other"], self.n
         parts = [rng.random() < PAD_PROBABILITY, rng.random() < ARPEGGIO_PROBABILITY, rng.random() < STAB_PROBABILITY]
         if not any(parts):
             parts[0] = True

@@ -4,13 +4,12 @@ item folders, annots.csv beside the audio), with a tiny mono model, on a copy of
 outside the repository; plus a dry run of every config of the recipe."""
 import csv
 import importlib.util
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from recipe_helpers import copy_recipe, recipe_env
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,32 +66,6 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-def copy_recipe(src: Path, dst: Path) -> Path:
-    """Copy a recipe; its links to shared parts (utils, sep.sh, path.sh, ...) become absolute."""
-    dst.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name in ("data", "exp", "downloads"):
-            continue
-        target = dst / item.name
-        if item.is_symlink():
-            target.symlink_to(item.resolve())
-        elif item.is_dir():
-            shutil.copytree(item, target, symlinks=True)
-            for link in [p for p in target.rglob("*") if p.is_symlink()]:
-                resolved = (item / link.relative_to(target)).resolve()
-                link.unlink()
-                link.symlink_to(resolved)
-        else:
-            shutil.copy2(item, target)
-    return dst
-
-
-def recipe_env(**extra) -> dict:
-    env = dict(os.environ, BANDA_ROOT=str(REPO), OMP_NUM_THREADS="1")
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "DNR"):
-        env.pop(key, None)
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")

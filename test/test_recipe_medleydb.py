@@ -4,13 +4,12 @@ _RAW/, Metadata/<Track>_METADATA.yaml with real instrument labels), with a tiny 
 on a copy of the recipe outside the repository; then banda-remix and --two-stems with the
 trained model; plus a dry run of the recipe's config."""
 import csv
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from recipe_helpers import copy_recipe, recipe_env
 import soundfile as sf
 
 from test_prepare_medleydb import RATE, TRACKS, make_medleydb
@@ -40,32 +39,6 @@ train: {max_epochs: 1, keep_best: 1, audio_examples: 1}
 """
 
 
-def copy_recipe(src: Path, dst: Path) -> Path:
-    """Copy a recipe; its links to shared parts (utils, sep.sh, path.sh, ...) become absolute."""
-    dst.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name in ("data", "exp", "downloads", "dump"):
-            continue
-        target = dst / item.name
-        if item.is_symlink():
-            target.symlink_to(item.resolve())
-        elif item.is_dir():
-            shutil.copytree(item, target, symlinks=True)
-            for link in [p for p in target.rglob("*") if p.is_symlink()]:
-                resolved = (item / link.relative_to(target)).resolve()
-                link.unlink()
-                link.symlink_to(resolved)
-        else:
-            shutil.copy2(item, target)
-    return dst
-
-
-def recipe_env(**extra) -> dict:
-    env = dict(os.environ, BANDA_ROOT=str(REPO), OMP_NUM_THREADS="1")
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MEDLEYDB"):
-        env.pop(key, None)
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")

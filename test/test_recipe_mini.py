@@ -2,11 +2,11 @@
 with a tiny model, on a copy of egs/mini/sep1 outside the repository."""
 import csv
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from recipe_helpers import copy_recipe, recipe_env
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "mini" / "sep1"
@@ -30,27 +30,12 @@ train: {max_epochs: 2, keep_best: 2, audio_examples: 1}
 """
 
 
-def copy_recipe(dst: Path) -> Path:
-    """Copy the recipe; shared parts (utils, sep.sh, path.sh) become absolute links."""
-    dst.mkdir(parents=True)
-    for item in RECIPE.iterdir():
-        if item.name in ("data", "exp", "downloads"):
-            continue
-        target = dst / item.name
-        if item.is_symlink():
-            target.symlink_to(item.resolve())
-        elif item.is_dir():
-            shutil.copytree(item, target, symlinks=False)
-        else:
-            shutil.copy2(item, target)
-    return dst
-
 
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory):
-    work = copy_recipe(tmp_path_factory.mktemp("recipe") / "sep1")
+    work = copy_recipe(RECIPE, tmp_path_factory.mktemp("recipe") / "sep1")
     (work / "conf" / "tiny.yaml").write_text(TINY_CONFIG)
-    env = dict(os.environ, BANDA_ROOT=str(REPO), OMP_NUM_THREADS="1")
+    env = recipe_env()
     cmd = ["./run.sh", "--train_config", "conf/tiny.yaml", "--nj", "2",
            "--local_data_args", "--num_train 3 --num_test 2 --num_valid 1 --duration 2"]
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
@@ -89,7 +74,7 @@ def test_results_have_mixture_baseline_and_improvement(recipe_run):
 
 def test_stage_rerun_alone_and_bad_option(recipe_run):
     work, _ = recipe_run
-    env = dict(os.environ, BANDA_ROOT=str(REPO), OMP_NUM_THREADS="1")
+    env = recipe_env()
     rerun = subprocess.run(["./run.sh", "--train_config", "conf/tiny.yaml", "--stage", "6", "--stop_stage", "6"],
                            cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

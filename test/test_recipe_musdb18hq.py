@@ -4,13 +4,12 @@ stereo, the 14 standard validation tracks among train), with a tiny model, on a 
 recipe outside the repository; plus a dry run of every config of the recipe."""
 import csv
 import importlib.util
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from recipe_helpers import copy_recipe, recipe_env
 import soundfile as sf
 
 from banda.bin.prepare_musdb import MUSDB_VALID_TRACKS, track_id
@@ -71,32 +70,6 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-def copy_recipe(src: Path, dst: Path) -> Path:
-    """Copy a recipe; its links to shared parts (utils, sep.sh, path.sh, ...) become absolute."""
-    dst.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name in ("data", "exp", "downloads"):
-            continue
-        target = dst / item.name
-        if item.is_symlink():
-            target.symlink_to(item.resolve())
-        elif item.is_dir():
-            shutil.copytree(item, target, symlinks=True)
-            for link in [p for p in target.rglob("*") if p.is_symlink()]:
-                resolved = (item / link.relative_to(target)).resolve()
-                link.unlink()
-                link.symlink_to(resolved)
-        else:
-            shutil.copy2(item, target)
-    return dst
-
-
-def recipe_env(**extra) -> dict:
-    env = dict(os.environ, BANDA_ROOT=str(REPO), OMP_NUM_THREADS="1")
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MUSDB18HQ"):
-        env.pop(key, None)
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +176,6 @@ def test_single_stem_model_scores_its_stem(recipe_run):
 
 def test_single_stem_training_mixture_has_every_stem(recipe_run):
     """A BSRNN-style vocals model must hear drums, bass and other in its training mixtures."""
-    import torch
-
     from banda.data import RandomMixDataset
 
     work, _ = recipe_run

@@ -30,9 +30,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import audio_info
 from ..cli import parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, NUM_SAMPLES, write_scp
+from ..datadir import MIX, make_ids, track_id, write_data_dir
 from ..errors import AudioError, ConfigError, DataError
-from .prepare_musdb import parse_stems, track_id
+from .prepare_musdb import parse_stems
 
 PROG = "banda-prepare-dnr"
 log = logging.getLogger("banda.prepare_dnr")
@@ -130,35 +130,6 @@ def _scan_item(folder: Path, stems: Sequence[str]) -> Tuple[Dict[str, str], int]
     return {k: str(p.resolve()) for k, p in paths.items()}, ref.frames
 
 
-def _ids(names: Sequence[str], where: Path) -> Dict[str, str]:
-    """item folder name -> id, refusing empty and colliding ids."""
-    ids: Dict[str, str] = {}
-    seen: Dict[str, str] = {}
-    for name in names:
-        key = track_id(name)
-        if not key:
-            raise DataError(f"{where}: item {name!r} has no letters, digits, '.', '_' or '-' to make an id from")
-        if key in seen:
-            raise DataError(f"{where}: items {seen[key]!r} and {name!r} both map to id {key!r}; rename one")
-        seen[key] = name
-        ids[name] = key
-    return ids
-
-
-def _write_data_dir(out: Path, rows: Dict[str, Tuple[Dict[str, str], int]], stems: Sequence[str]) -> None:
-    """mix.scp, <stem>.scp and utt2num_samples for ``{id: (paths, frames)}``; id files of an
-    earlier run that this one does not write are removed."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for key in [MIX] + list(stems):
-        write_scp(out / f"{key}.scp", {i: paths[key] for i, (paths, _) in rows.items()})
-        written.append(f"{key}.scp")
-    write_scp(out / NUM_SAMPLES, {i: frames for i, (_, frames) in rows.items()})
-    written.append(NUM_SAMPLES)
-    for path in list(out.glob("*.scp")) + list(out.glob("utt2*")):
-        if path.is_file() and path.name not in written:
-            log.info("removing %s (not written by this run)", path)
-            path.unlink()
 
 
 def prepare_dnr(root, out, stems: Sequence[str] = STEMS,
@@ -176,10 +147,10 @@ def prepare_dnr(root, out, stems: Sequence[str] = STEMS,
         items = _list_items(folder)
         if not items:
             raise DataError(f"{folder}: no item folders")
-        ids = _ids(items, folder)
+        ids = make_ids(items, folder, what="item")
         plan[name] = {ids[item]: _scan_item(folder / item, stems) for item in items}
     for name, rows in plan.items():
-        _write_data_dir(out / name, rows, stems)
+        write_data_dir(out / name, rows, stems)
         log.info("%s: %d items", out / name, len(rows))
     return {name: len(rows) for name, rows in plan.items()}
 

@@ -58,16 +58,16 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..audio import BIT_DEPTH_SUBTYPES, audio_info, convert_channels, quantize
 from ..cli import parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, NUM_SAMPLES, write_scp
+from ..datadir import MIX, track_id, write_data_dir
 from ..errors import AudioError, ConfigError, DataError
 from ..fileio import write_text
-from .prepare_musdb import parse_stems, track_id
+from .prepare_musdb import parse_stems
 
 PROG = "banda-prepare-medleydb"
 log = logging.getLogger("banda.prepare_medleydb")
@@ -494,7 +494,7 @@ def prepare_medleydb(root, out, audio_out, stems: Sequence[str] = STEMS, overrid
                     raise DataError(f"{p}: a path with a line break cannot go into an scp file")
             rows[plan.id] = (paths, plan.frames)
         if rows:
-            _write_data_dir(out / name, rows, stems)
+            write_data_dir(out / name, rows, stems)
             log.info("%s: %d tracks", out / name, len(rows))
     if skipped:
         log.info("%d of %d tracks were complete in %s and not written again (--overwrite writes them)",
@@ -520,20 +520,6 @@ def _write_stem_table(path: Path, plans: Sequence[TrackPlan]) -> None:
             lines.append(f"{plan.name}\t{s.key}\t{s.path.name}\t{'|'.join(s.labels)}\t{s.group}\t{s.coefficient:g}\n")
     write_text(path, "".join(lines))
 
-
-def _write_data_dir(out: Path, rows: Dict[str, Tuple[Dict[str, str], int]], stems: Sequence[str]) -> None:
-    """mix.scp, <group>.scp and utt2num_samples; id files of an earlier run not written now are removed."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for key in [MIX] + list(stems):
-        write_scp(out / f"{key}.scp", {i: paths[key] for i, (paths, _) in rows.items()})
-        written.append(f"{key}.scp")
-    write_scp(out / NUM_SAMPLES, {i: frames for i, (_, frames) in rows.items()})
-    written.append(NUM_SAMPLES)
-    for path in list(out.glob("*.scp")) + list(out.glob("utt2*")):
-        if path.is_file() and path.name not in written:
-            log.info("removing %s (not written by this run)", path)
-            path.unlink()
 
 
 def build_parser() -> argparse.ArgumentParser:

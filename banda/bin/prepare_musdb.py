@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import audio_info
 from ..cli import parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, write_scp
+from ..datadir import MIX, make_ids, track_id, write_data_dir  # noqa: F401 (track_id is re-exported)
 from ..errors import ConfigError, DataError
 
 PROG = "banda-prepare-musdb"
@@ -31,7 +31,6 @@ log = logging.getLogger("banda.prepare_musdb")
 STEMS = ("vocals", "drums", "bass", "other")
 SUBSETS = ("train", "test")
 MIXTURE_FILE = "mixture.wav"
-NUM_SAMPLES = "utt2num_samples"
 # The validation tracks of the standard MUSDB18 split (musdb's "valid" subset of "train").
 MUSDB_VALID_TRACKS = (
     "Actions - One Minute Smile",
@@ -50,13 +49,8 @@ MUSDB_VALID_TRACKS = (
     "Traffic Experiment - Sirens",
 )
 
-_DROP = re.compile(r"[^A-Za-z0-9._-]")
 _STEM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
-
-def track_id(name: str) -> str:
-    """The data-dir id of a track name: spaces -> ``_``, characters outside ``[A-Za-z0-9._-]`` dropped."""
-    return _DROP.sub("", name.replace(" ", "_"))
 
 
 def _list_tracks(folder: Path) -> List[str]:
@@ -88,20 +82,6 @@ def _scan_track(folder: Path, stems: Sequence[str]) -> Tuple[Dict[str, str], int
         raise DataError(f"track {folder.name!r}: {MIXTURE_FILE} is empty")
     return paths, mix.frames
 
-
-def _ids(names: Sequence[str], where: Path) -> Dict[str, str]:
-    """track name -> id, refusing empty and colliding ids."""
-    ids: Dict[str, str] = {}
-    seen: Dict[str, str] = {}
-    for name in names:
-        key = track_id(name)
-        if not key:
-            raise DataError(f"{where}: track {name!r} has no letters, digits, '.', '_' or '-' to make an id from")
-        if key in seen:
-            raise DataError(f"{where}: tracks {seen[key]!r} and {name!r} both map to id {key!r}; rename one")
-        seen[key] = name
-        ids[name] = key
-    return ids
 
 
 def _read_track_list(path: str) -> List[str]:
@@ -136,20 +116,6 @@ def _choose_valid(train: List[str], train_dir: Path, valid_tracks: Optional[str]
         raise DataError(f"{train_dir}: every train track is a validation track; no training tracks left")
     return names
 
-
-def _write_data_dir(out: Path, rows: Dict[str, Tuple[Dict[str, str], int]], stems: Sequence[str]) -> None:
-    """Write mix.scp, <stem>.scp and utt2num_samples for ``{id: (paths, frames)}``; drop stale id files."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for key in [MIX] + list(stems):
-        write_scp(out / f"{key}.scp", {i: paths[key] for i, (paths, _) in rows.items()})
-        written.append(f"{key}.scp")
-    write_scp(out / NUM_SAMPLES, {i: frames for i, (_, frames) in rows.items()})
-    written.append(NUM_SAMPLES)
-    for path in list(out.glob("*.scp")) + list(out.glob("utt2*")):
-        if path.is_file() and path.name not in written:
-            log.info("removing %s (not written by this run)", path)
-            path.unlink()
 
 
 def parse_stems(text: str) -> List[str]:
@@ -188,7 +154,7 @@ def prepare_musdb(root, out, stems: Sequence[str] = STEMS, subsets: Sequence[str
         names = _list_tracks(folder)
         if not names:
             raise DataError(f"{folder}: no track folders")
-        ids = _ids(names, folder)
+        ids = make_ids(names, folder)
         split = {subset: names}
         if subset == "train":
             valid = set(_choose_valid(names, folder, valid_tracks, num_valid))
@@ -196,7 +162,7 @@ def prepare_musdb(root, out, stems: Sequence[str] = STEMS, subsets: Sequence[str
         for name, tracks in split.items():
             plan[name] = {ids[t]: _scan_track(folder / t, stems) for t in tracks}
     for name, rows in plan.items():
-        _write_data_dir(out / name, rows, stems)
+        write_data_dir(out / name, rows, stems)
         log.info("%s: %d tracks", out / name, len(rows))
     return {name: len(rows) for name, rows in plan.items()}
 

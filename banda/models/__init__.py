@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from ..config import check_params
-from ..errors import BandaError, ConfigError
+from ..errors import BandaError
 from ..registry import Registry
 
 MODELS = Registry("model")
