@@ -46,6 +46,7 @@ import numpy as np
 
 from ..cli import parse_args_with_config, run_main, setup_logging
 from ..errors import AudioError, BandaError
+from .separate import add_separator_options
 
 PROG = "banda-remix"
 log = logging.getLogger("banda.remix")
@@ -77,10 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", default="rescale", choices=["rescale", "limit", "none"],
                    help="keep the mix inside [-1, 1]: rescale (default), limit (soft clip) or none")
     p.add_argument("--bit-depth", type=int, default=16, choices=[16, 24, 32], help="16/24-bit integer or 32-bit float (wav)")
-    p.add_argument("--segment", type=float, default=6.0, help="with -m: segment length in seconds (default 6)")
-    p.add_argument("--overlap", type=float, default=0.25, help="with -m: overlap between segments (default 0.25)")
-    p.add_argument("--batch-size", type=int, default=1, help="with -m: segments per forward pass")
-    p.add_argument("-d", "--device", default=None, help="with -m: cpu or cuda (default: cuda when available)")
+    add_separator_options(p, note="with -m: ")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 

@@ -34,6 +34,15 @@ log = logging.getLogger("banda.separate")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 
 
+def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
+    """The options of a :class:`~banda.inference.Separator` (also used by banda-remix)."""
+    p.add_argument("--segment", type=float, default=6.0, help=f"{note}segment length in seconds (default 6)")
+    p.add_argument("--overlap", type=float, default=0.25,
+                   help=f"{note}overlap between segments, fraction in [0, 1) (default 0.25)")
+    p.add_argument("--batch-size", type=int, default=1, help=f"{note}segments per forward pass")
+    p.add_argument("-d", "--device", default=None, help=f"{note}cpu or cuda (default: cuda when available)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="banda-separate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", help="audio files, folders or glob patterns")
@@ -49,10 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bit-depth", type=int, default=16, choices=[16, 24, 32], help="16/24-bit integer or 32-bit float (wav only)")
     p.add_argument("--clip", default="clamp", choices=["clamp", "none"],
                    help="integer formats: clamp samples outside [-1, 1] (counted and reported) or write as is")
-    p.add_argument("--segment", type=float, default=6.0, help="segment length in seconds (default 6)")
-    p.add_argument("--overlap", type=float, default=0.25, help="overlap between segments, fraction in [0, 1) (default 0.25)")
-    p.add_argument("--batch-size", type=int, default=1, help="segments per forward pass")
-    p.add_argument("-d", "--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_separator_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
