@@ -164,10 +164,11 @@ class Separator:
         model: module mapping ``(batch, channels, time)`` to ``(batch, stems, channels, time)``,
             with ``stems``, ``sample_rate`` and ``in_channels`` attributes.
         segment: segment length in seconds; ``overlap``: fraction shared by neighbouring segments.
+        amp: ``off``, ``bf16`` or ``fp16`` autocast for the model on CUDA (ignored on CPU).
     """
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu", segment: float = 6.0, overlap: float = 0.25,
-                 batch_size: int = 1, progress: bool = True):
+                 batch_size: int = 1, progress: bool = True, amp: str = "off"):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.stems: List[str] = list(model.stems)
@@ -177,11 +178,15 @@ class Separator:
         self.overlap = overlap
         self.batch_size = batch_size
         self.progress = progress
+        if amp not in ("off", "bf16", "fp16"):
+            raise BandaError(f"amp must be off, bf16 or fp16, not {amp!r}")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp) if self.device.type == "cuda" else None
 
     @torch.inference_mode()
     def _process(self, chunks: np.ndarray, stem_index: Optional[List[int]] = None) -> np.ndarray:
         x = torch.from_numpy(chunks).to(self.device)
-        y = self.model(x)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            y = self.model(x)
         if stem_index is not None:
             y = y[:, stem_index]
         return y.float().cpu().numpy()

@@ -328,3 +328,21 @@ def test_model_from_exp_dir(tmp_path, models, capsys):
     capsys.readouterr()
     assert separate(*args, "-o", tmp_path / "o3") == 2
     assert "no model weights" in one_line(capsys)
+
+
+def test_amp_option(tmp_path, models, capsys):
+    """--amp reaches the Separator: ignored on CPU (same output as off); a bad value is refused."""
+    from banda.errors import BandaError
+    from banda.inference import Separator
+    from banda.models import load_model
+
+    write(tmp_path / "in" / "song.wav", audio(22050))
+    assert separate("-m", models["bandit"], tmp_path / "in" / "song.wav", "-o", tmp_path / "off", "--segment", "0.2") == 0
+    assert separate("-m", models["bandit"], tmp_path / "in" / "song.wav", "-o", tmp_path / "bf16", "--segment", "0.2",
+                    "--amp", "bf16") == 0
+    for stem in STEMS:
+        np.testing.assert_array_equal(read(tmp_path / "off" / "song" / f"{stem}.wav"),
+                                      read(tmp_path / "bf16" / "song" / f"{stem}.wav"))
+    assert Separator(load_model(models["bandit"]), amp="bf16").amp_dtype is None  # CPU: autocast off
+    with pytest.raises(BandaError, match="amp"):
+        Separator(load_model(models["bandit"]), amp="int8")

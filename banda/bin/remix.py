@@ -46,7 +46,7 @@ import numpy as np
 
 from ..cli import parse_args_with_config, run_main, setup_logging
 from ..errors import AudioError, BandaError
-from .separate import add_separator_options
+from .separate import add_separator_options, build_separator
 
 PROG = "banda-remix"
 log = logging.getLogger("banda.remix")
@@ -154,26 +154,13 @@ def _fit_length(audio: np.ndarray, frames: int) -> np.ndarray:
 
 def separate_and_remix(args, gains_db, where) -> Tuple[np.ndarray, int, List[str], np.ndarray, str]:
     """Run the model on ``args.input``; return the remix at the input's rate and channels."""
-    import torch
-
     from ..audio import audio_info, convert_channels, read_audio, resample
-    from ..inference import Separator
-    from ..models import load_model
     from ..remix import remix, resolve_gains, weighted_sum
 
     info = audio_info(args.input)
     if info.channels > 2:
         raise AudioError(f"{args.input}: {info.channels} channels; banda handles mono or stereo (convert it first)")
-    if not 0 <= args.overlap < 1:
-        raise BandaError(f"--overlap must be in [0, 1), got {args.overlap}")
-    if args.segment <= 0:
-        raise BandaError(f"--segment must be positive, got {args.segment}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BandaError("--device cuda asked for, but no CUDA device is available")
-    model = load_model(args.model)
-    separator = Separator(model, device=device, segment=args.segment, overlap=args.overlap,
-                          batch_size=args.batch_size, progress=not args.no_progress)
+    separator = build_separator(args)
     stems = separator.stems
     gains = resolve_gains(stems, gains_db, where)  # before the (long) separation
     complement = args.complement or "mixture"

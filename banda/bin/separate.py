@@ -41,6 +41,26 @@ def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
                    help=f"{note}overlap between segments, fraction in [0, 1) (default 0.25)")
     p.add_argument("--batch-size", type=int, default=1, help=f"{note}segments per forward pass")
     p.add_argument("-d", "--device", default=None, help=f"{note}cpu or cuda (default: cuda when available)")
+    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+                   help=f"{note}mixed precision for the model on CUDA (default off; STFTs stay float32)")
+
+
+def build_separator(args):
+    """Check the separator options, load ``args.model`` and return a :class:`~banda.inference.Separator`."""
+    import torch
+
+    from ..inference import Separator
+    from ..models import load_model
+
+    if not 0 <= args.overlap < 1:
+        raise BandaError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if args.segment <= 0:
+        raise BandaError(f"--segment must be positive, got {args.segment}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BandaError("--device cuda asked for, but no CUDA device is available")
+    return Separator(load_model(args.model), device=device, segment=args.segment, overlap=args.overlap,
+                     batch_size=args.batch_size, amp=args.amp, progress=not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,30 +139,17 @@ def output_paths(pairs: List[Tuple[str, Path]], stems: List[str], out: Path, pat
 
 
 def _main(argv: Optional[List[str]]) -> int:
-    import torch
-
     from ..audio import audio_info
-    from ..inference import Separator
-    from ..models import load_model
     from ..remix import Complement, complement_name
 
     args = parse_args_with_config(build_parser(), argv)
     setup_logging()
-    if not 0 <= args.overlap < 1:
-        raise BandaError(f"--overlap must be in [0, 1), got {args.overlap}")
-    if args.segment <= 0:
-        raise BandaError(f"--segment must be positive, got {args.segment}")
     if args.format != "wav" and args.bit_depth == 32:
         raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {args.format}")
     pairs = collect_inputs(args.inputs, args.scp)
     for _, path in pairs:  # check every header before spending time on the first track
         audio_info(path)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BandaError("--device cuda asked for, but no CUDA device is available")
-    model = load_model(args.model)
-    separator = Separator(model, device=device, segment=args.segment, overlap=args.overlap,
-                          batch_size=args.batch_size, progress=not args.no_progress)
+    separator = build_separator(args)
     complement = None
     if args.two_stems:
         if args.stems:
