@@ -36,6 +36,8 @@ setup(
             "banda-separate=banda.bin.separate:main",
             "banda-evaluate=banda.bin.evaluate:main",
             "banda-prepare-musdb=banda.bin.prepare_musdb:main",
+            "banda-prepare-dnr=banda.bin.prepare_dnr:main",
+            "banda-prepare-medleydb=banda.bin.prepare_medleydb:main",
             "banda-synth-mini=banda.bin.synth_mini:main",
             "banda-pack=banda.bin.pack:main",
             "banda-results=banda.bin.results:main",
