@@ -218,6 +218,15 @@ def write_data_dir(out: PathLike, rows: Dict[str, Tuple[Dict[str, str], int]], s
     _write_tables(Path(out), tables, list(rows))
 
 
+def write_data_dirs(out: PathLike, plan: Dict[str, Dict[str, Tuple[Dict[str, str], int]]], stems: Sequence[str],
+                    what: str = "tracks") -> Dict[str, int]:
+    """:func:`write_data_dir` for each ``{set name: rows}`` under ``out``; returns the row counts."""
+    for name, rows in plan.items():
+        write_data_dir(Path(out) / name, rows, stems)
+        logger.info("%s: %d %s", Path(out) / name, len(rows), what)
+    return {name: len(rows) for name, rows in plan.items()}
+
+
 # --- subset, split, combine ---------------------------------------------------------------
 
 

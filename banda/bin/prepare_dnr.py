@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import audio_info
 from ..cli import parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, make_ids, track_id, write_data_dir
+from ..datadir import MIX, make_ids, track_id, write_data_dirs
 from ..errors import AudioError, ConfigError, DataError
 from .prepare_musdb import parse_stems
 
@@ -149,10 +149,7 @@ def prepare_dnr(root, out, stems: Sequence[str] = STEMS,
             raise DataError(f"{folder}: no item folders")
         ids = make_ids(items, folder, what="item")
         plan[name] = {ids[item]: _scan_item(folder / item, stems) for item in items}
-    for name, rows in plan.items():
-        write_data_dir(out / name, rows, stems)
-        log.info("%s: %d items", out / name, len(rows))
-    return {name: len(rows) for name, rows in plan.items()}
+    return write_data_dirs(out, plan, stems, what="items")
 
 
 def build_parser() -> argparse.ArgumentParser:

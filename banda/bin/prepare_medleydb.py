@@ -64,7 +64,7 @@ import numpy as np
 
 from ..audio import BIT_DEPTH_SUBTYPES, audio_info, convert_channels, quantize
 from ..cli import parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, track_id, write_data_dir
+from ..datadir import MIX, make_ids, track_id, write_data_dir
 from ..errors import AudioError, ConfigError, DataError
 from ..fileio import write_text
 from .prepare_musdb import parse_stems
@@ -438,14 +438,7 @@ def prepare_medleydb(root, out, audio_out, stems: Sequence[str] = STEMS, overrid
     overrides = overrides or {}
     coefficients = read_coefficients(mixing_coefficients, coefficient_type)
     tracks = list_tracks(root)
-    seen: Dict[str, str] = {}
-    for t in tracks:
-        key = track_id(t)
-        if not key:
-            raise DataError(f"{root / 'Audio'}: track {t!r} has no letters, digits, '.', '_' or '-' to make an id from")
-        if key in seen:
-            raise DataError(f"{root / 'Audio'}: tracks {seen[key]!r} and {t!r} both map to id {key!r}; rename one")
-        seen[key] = t
+    make_ids(tracks, root / "Audio")  # refuses empty and colliding ids before any work
     meta_dir = Path(metadata_dir) if metadata_dir else None
     plans = {t: scan_track(root, t, stems, overrides, meta_dir, coefficients, length_tolerance) for t in tracks}
     if exclude_bleed:

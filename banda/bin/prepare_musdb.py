@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import audio_info
 from ..cli import parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, make_ids, track_id, write_data_dir  # noqa: F401 (track_id is re-exported)
+from ..datadir import MIX, make_ids, track_id, write_data_dirs  # noqa: F401 (track_id is re-exported)
 from ..errors import ConfigError, DataError
 
 PROG = "banda-prepare-musdb"
@@ -161,10 +161,7 @@ def prepare_musdb(root, out, stems: Sequence[str] = STEMS, subsets: Sequence[str
             split = {"train": [n for n in names if n not in valid], "valid": [n for n in names if n in valid]}
         for name, tracks in split.items():
             plan[name] = {ids[t]: _scan_track(folder / t, stems) for t in tracks}
-    for name, rows in plan.items():
-        write_data_dir(out / name, rows, stems)
-        log.info("%s: %d tracks", out / name, len(rows))
-    return {name: len(rows) for name, rows in plan.items()}
+    return write_data_dirs(out, plan, stems)
 
 
 def build_parser() -> argparse.ArgumentParser:
