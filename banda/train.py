@@ -77,11 +77,14 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
         "checkpoint_every_steps": 0,
         "audio_examples": 2,
         "device": "auto",
+        "compile": False,            # torch.compile the training forward (the first steps compile: minutes)
+        "compile_mode": "default",   # torch.compile mode: default, reduce-overhead, max-autotune, ...
     },
 }
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULERS = ("constant", "epoch_step", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 BEST_METRICS = {"si_sdr": "max", "loss": "min"}
 
 
@@ -107,6 +110,8 @@ def _check_choices(cfg):
         raise ConfigError(f"scheduler.name must be one of {', '.join(SCHEDULERS)}, not {cfg['scheduler']['name']!r}")
     if cfg["train"]["amp"] not in AMP_MODES:
         raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, not {cfg['train']['amp']!r}")
+    if cfg["train"]["compile_mode"] not in COMPILE_MODES:
+        raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, not {cfg['train']['compile_mode']!r}")
     if cfg["train"]["best_metric"] not in BEST_METRICS:
         raise ConfigError(f"train.best_metric must be one of {', '.join(BEST_METRICS)}")
     if cfg["channels"] not in (1, 2):
@@ -375,7 +380,11 @@ class Trainer:
         finite_t = (torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)).to(torch.int32).reshape(1)
         if self.world > 1:  # a rank's local loss may be non-finite while the reduced gradient is not
             dist.all_reduce(finite_t, op=dist.ReduceOp.MIN)
-        finite = bool(finite_t.item())
+        # One device-to-host read per step (each .item() would wait for the GPU on its own).
+        names = list(terms)
+        values = torch.stack([finite_t[0].float(), loss.detach().float(), grad_norm.detach().float()]
+                             + [terms[k].detach().float() for k in names]).tolist()
+        finite = bool(values[0])
         if finite:
             self.scaler.step(self.optimizer)
             self._nonfinite_run = 0
@@ -387,13 +396,13 @@ class Trainer:
             if self._nonfinite_run >= self.cfg["train"]["max_nonfinite"]:
                 raise NonFiniteError(
                     f"training aborted after {self._nonfinite_run} non-finite steps in a row (train.max_nonfinite; loss "
-                    f"{loss.item()}, grad norm {grad_norm.item()}); lower the learning rate, enable clipping or check the "
+                    f"{values[1]}, grad norm {values[2]}); lower the learning rate, enable clipping or check the "
                     f"data. Skipped steps do not change the weights; the last checkpoint, if any, is {self._checkpoint_path()}"
                 )
         self.scaler.update()
         self.scheduler.step()
-        out = {f"loss/{k}": v.item() for k, v in terms.items()}
-        out.update({"loss/total": loss.item(), "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"], "finite": finite})
+        out = {f"loss/{k}": v for k, v in zip(names, values[3:])}
+        out.update({"loss/total": values[1], "grad_norm": values[2], "lr": self.optimizer.param_groups[0]["lr"], "finite": finite})
         return out
 
     @torch.no_grad()
@@ -498,6 +507,11 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=getattr(self.model, "decoder_subset", None) is not None,  # undrawn decoders get no grad
             )
+        if self.cfg["train"]["compile"]:
+            # Only the training forward is compiled; validation and the saved weights use self.model
+            # (its state_dict keys stay free of torch.compile's "_orig_mod." prefix).
+            net = torch.compile(net, mode=self.cfg["train"]["compile_mode"])
+            log.info("torch.compile (mode %s): the first steps compile the model", self.cfg["train"]["compile_mode"])
         self._nonfinite_run = 0
         kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)  # test hook
         max_epochs = self.cfg["train"]["max_epochs"]

@@ -210,6 +210,49 @@ def test_bandit_bf16_autocast_cpu():
     assert torch.isfinite(y).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("tf_block", ["gru", "lstm", "transformer", "mamba"])
+def test_bandit_trains_under_half_precision_autocast(tf_block, dtype):
+    """Forward and backward under autocast: float32 output close to the float32 model's (the
+    STFTs and the complex masking stay float32), finite gradients for every parameter."""
+    model = tiny_bandit(tf_block=tf_block, heads=2, head_dim=4).train()
+    x = torch.randn(1, 2, 8000)
+    with torch.no_grad():
+        reference = model(x)
+    with torch.autocast("cpu", dtype=dtype):
+        y = model(x)
+    assert y.dtype == torch.float32
+    assert ((y - reference).norm() / reference.norm()).item() < 0.03
+    y.pow(2).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("tf_block, fullgraph", [("transformer", True), ("gru", False)])
+def test_bandit_under_torch_compile(tf_block, fullgraph):
+    """torch.compile traces the whole model (STFT, band split, TF block, decoders, iSTFT) into one
+    graph for the attention block; Dynamo does not trace nn.GRU/LSTM, so the RNN blocks compile
+    with graph breaks around the RNN. ``aot_eager`` runs Dynamo and AOTAutograd without
+    generating kernels (inductor's CPU code generation takes minutes on 2 cores): outputs and
+    gradients must match eager mode."""
+    model = tiny_bandit(tf_block=tf_block, bands="v1", heads=2, head_dim=4).train()
+    x = torch.randn(2, 2, 6000)
+    eager = model(x)
+    eager.pow(2).mean().backward()
+    eager_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=fullgraph)
+        y = compiled(x)
+        y.pow(2).mean().backward()
+    finally:
+        torch._dynamo.reset()
+    torch.testing.assert_close(y, eager, rtol=1e-5, atol=1e-6)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, eager_grads[name], rtol=1e-4, atol=1e-8, msg=name)
+
+
 @pytest.mark.parametrize("tf_block", ["gru", "lstm"])
 def test_bandit_trains(tf_block):
     """Gradients reach every parameter (with gradient checkpointing too)."""

@@ -316,3 +316,44 @@ def test_exp_dir_files_and_kbest_average(run_a):
     assert max_change(averaged["state_dict"], kept_weights[0]) > 1e-5  # not just a copy of one epoch
     last = torch.load(run_a / "last.pth", weights_only=False)
     assert last["epoch"] == EPOCHS and last["model"]["name"] == "bandit"
+
+
+def test_compile_trains_like_eager(tiny_data_dirs, tmp_path, monkeypatch):
+    """``train.compile``: the training forward runs through torch.compile, the weights it saves
+    keep plain keys and match an eager run's. The backend is forced to ``aot_eager`` (Dynamo and
+    AOTAutograd without kernel generation, which takes minutes on 2 CPU cores)."""
+    import banda.train as train_module
+
+    calls = []
+    real_compile = torch.compile
+
+    def compile_aot_eager(module, mode=None, **kw):
+        calls.append(mode)
+        return real_compile(module, backend="aot_eager", **kw)
+
+    monkeypatch.setattr(train_module.torch, "compile", compile_aot_eager)
+    model = {"name": "bandit", "params": {"bands": "v1", "dim": 8, "n_layers": 1, "tf_block": "transformer",
+                                          "heads": 2, "head_dim": 4, "mask_hidden": 16}}
+    results = {}
+    for compiled in (False, True):
+        cfg = train_config(tiny_data_dirs, model=model, train={"max_epochs": 1, "compile": compiled},
+                           data={"items_per_epoch": 2})
+        torch._dynamo.reset()
+        Trainer(cfg, tmp_path / f"compile_{compiled}").fit()
+        results[compiled] = state_dict(tmp_path / f"compile_{compiled}" / "last.pth")
+    torch._dynamo.reset()
+    assert calls == ["default"]
+    assert_same_weights(results[False], results[True], atol=1e-5)
+    assert max_change(results[True], state_dict_of_fresh_model(cfg)) > 1e-4  # it did train
+
+
+def state_dict_of_fresh_model(cfg):
+    torch.manual_seed(cfg["train"]["seed"])
+    params = dict(cfg["model"]["params"], stems=list(cfg["stems"]), sample_rate=cfg["sample_rate"], in_channels=cfg["channels"])
+    return build_model(cfg["model"]["name"], params).state_dict()
+
+
+def test_compile_mode_is_checked(tiny_data_dirs, tmp_path):
+    cfg = train_config(tiny_data_dirs, train={"compile": True, "compile_mode": "fastest"})
+    with pytest.raises(BandaError, match="train.compile_mode must be one of default"):
+        Trainer(cfg, tmp_path / "exp").fit()

@@ -42,6 +42,7 @@ import inspect
 import json
 import math
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -96,6 +97,18 @@ def peak_tflops_for(name: str):
     for key, value in PEAK_BF16_TFLOPS:
         if key.lower() in name.lower():
             return value
+    return None
+
+
+def proc_status_kib(key: str):
+    """``VmRSS`` / ``VmHWM`` (peak) of this process in KiB from /proc (Linux), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return None
 
 
@@ -296,6 +309,7 @@ def measure(args, device, build, amp: str, compiled: bool, label: str) -> dict:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    rss_before = proc_status_kib("VmRSS")
     step, flop_step, info, keep = build()
     out = {"amp": amp, "compile": compiled, **info}
     log(f"  {info['model']}: {info['params_m']} M parameters, amp {amp}, compile {compiled}")
@@ -330,7 +344,11 @@ def measure(args, device, build, amp: str, compiled: bool, label: str) -> dict:
             loss = step()
             per_step.append(1e3 * (time.perf_counter() - s))
         elapsed = time.perf_counter() - t0
-        out["peak_gib"] = None
+        # The process's peak resident memory over what it held before the model was built: valid
+        # because on CPU each model is measured in a process of its own (see main()).
+        peak, before = proc_status_kib("VmHWM"), rss_before
+        out["peak_gib"] = round((peak - before) / 2 ** 20, 3) if peak and before else None
+        out["peak_rss_gib"] = round(peak / 2 ** 20, 3) if peak else None
     audio_seconds = args.batch_size * args.chunk_seconds * args.steps
     out["audio_s_per_s"] = round(audio_seconds / elapsed, 2)
     out["step_ms"] = round(1e3 * elapsed / args.steps, 2)
@@ -480,16 +498,30 @@ def main() -> None:
         "banda": None,
         "peer": None,
     }
-    if args.peer != "only":
-        result["banda"] = run_one("banda", args, device, lambda: build_banda(args, device), args.amp, args.compile)
-    if args.peer != "off":
-        cls, reason = import_peer()
-        if cls is None:
-            log(reason)
-            notes.append(reason)
-        else:
-            result["peer"] = run_one("peer", args, device, lambda: build_peer(args, device, cls), args.peer_amp,
-                                     args.peer_compile)
+    if device.type != "cuda" and args.peer == "auto":
+        # CPU memory is the process's peak resident size: measure each model in a process of its own.
+        for label, peer in (("banda", "off"), ("peer", "only")):
+            log(f"{label}: in a child process")
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--peer", peer],
+                                  stdout=subprocess.PIPE, text=True)
+            try:
+                child = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (IndexError, ValueError):
+                result[label] = {"error": f"child process exited with {proc.returncode} and no JSON"}
+                continue
+            result[label] = child[label]
+            notes.extend(n for n in child.get("notes", []) if n not in notes)
+    else:
+        if args.peer != "only":
+            result["banda"] = run_one("banda", args, device, lambda: build_banda(args, device), args.amp, args.compile)
+        if args.peer != "off":
+            cls, reason = import_peer()
+            if cls is None:
+                log(reason)
+                notes.append(reason)
+            else:
+                result["peer"] = run_one("peer", args, device, lambda: build_peer(args, device, cls), args.peer_amp,
+                                         args.peer_compile)
     b, q = result["banda"] or {}, result["peer"] or {}
     result["speedup"] = round(b["audio_s_per_s"] / q["audio_s_per_s"], 3) if "audio_s_per_s" in b and "audio_s_per_s" in q else None
     result["memory_ratio"] = round(b["peak_gib"] / q["peak_gib"], 3) if b.get("peak_gib") and q.get("peak_gib") else None
