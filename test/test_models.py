@@ -179,6 +179,24 @@ def test_mask_combine_variants():
         tiny_bandit(mask_combine="max")
 
 
+@pytest.mark.parametrize("bands, n_bands, tiling", [("v7", None, True), ("roformer", None, True), ("bass", None, True),
+                                                    ("musical", 16, False), ("mel", 16, False)])
+def test_tiling_layouts_concatenate_band_masks(bands, n_bands, tiling):
+    """A layout that partitions the bins in order concatenates its bands' masks; the result is
+    the same as the weighted scatter-add that overlapping layouts need."""
+    assert band_layout(bands, FS, N_FFT, n_bands).tiling is tiling
+    model = tiny_bandit(bands=bands, n_bands=n_bands)
+    decoder = model.decoders["vocals"]
+    assert decoder.concatenate is tiling
+    z = torch.randn(2, model.layout.n_bands, 5, TINY["dim"])
+    with torch.no_grad():
+        fast = decoder(z, model.layout.n_freq)
+        decoder.concatenate = False
+        scattered = decoder(z, model.layout.n_freq)
+    assert fast.shape == (2, 2, model.layout.n_freq, 5)
+    torch.testing.assert_close(fast, scattered, rtol=0, atol=0)
+
+
 def test_mask_combine_weighted_differs_from_mean_for_shaped_filterbanks(monkeypatch):
     """With non-rectangular filterbank weights (mel/ERB-style triangles) 'weighted' uses the
     normalised weights and 'mean' the plain mean of the covering masks."""

@@ -154,6 +154,62 @@ def test_rotary_depends_only_on_relative_position():
     assert torch.allclose(rotary(qb).float(), rotary(qb.float()), atol=0.05)
 
 
+def test_rmsnorm_and_gelu_linear_gradients():
+    """The memory-lean autograd functions of the transformer agree with autograd's own
+    derivatives (float64 gradcheck) and with the plain composite in float32."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: tf_blocks._RMSNormFunction.apply(a, b, 1e-6), (x, w))
+    h = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: tf_blocks._GELULinearFunction.apply(a, b, c), (h, weight, bias))
+    norm = tf_blocks.RMSNorm(6)
+    norm.weight.data.normal_()
+    xf = x.detach().float()
+    expected = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight
+    torch.testing.assert_close(norm(xf), expected)
+
+
+def test_transformer_pass_keeps_lean_activations():
+    """What one transformer pass keeps for its backward pass under bf16 autocast, per token:
+    the norms' inputs, the projections' inputs, rotated q and k, v, the attention output and
+    the feed-forward's pre-GELU activation, all in bf16. Not the q|k|v buffer behind a view of
+    v, not the GELU output, not float32 copies inside the norms."""
+    dim, heads, head_dim, ff_mult = 32, 2, 16, 4
+    layer = tf_blocks.TransformerPass(dim, heads, head_dim, ff_mult).train()
+    x = torch.randn(3, 40, dim, requires_grad=True)
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    params = {p.untyped_storage().data_ptr() for p in layer.parameters()}
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(x)
+    inner = heads * head_dim
+    tokens, n = 3 * 40, 40
+    per_token = 2 * (dim + dim + 3 * inner + inner + inner + dim + dim + ff_mult * dim)  # bf16 bytes
+    weight_casts = 2 * dim * (3 * inner + inner + 2 * ff_mult * dim)        # bf16 copies of the weights
+    small = 4 * (2 * tokens + 3 * heads * n + 4 * n * head_dim // 2)         # rstd, logsumexp, RoPE tables
+    kept = sum(size for ptr, size in storages.items() if ptr not in params)
+    assert kept <= 1.05 * (tokens * per_token + weight_casts + small), (kept, tokens * per_token + weight_casts + small)
+
+
+def test_transformer_dropout_path_in_training():
+    layer = tf_blocks.TransformerPass(8, 2, 4, 2, dropout=0.5).train()
+    x = torch.randn(2, 6, 8)
+    torch.manual_seed(0)
+    a = layer(x)
+    torch.manual_seed(1)
+    b = layer(x)
+    assert not torch.allclose(a, b)
+    layer.eval()
+    torch.testing.assert_close(layer(x), layer(x))
+
+
 def test_transformer_config_errors():
     with pytest.raises(ConfigError, match="head_dim"):
         make_block("transformer", head_dim=3)

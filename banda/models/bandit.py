@@ -43,7 +43,8 @@ class BandSplit(nn.Module):
 class MaskDecoder(nn.Module):
     """One stem's masks: per band LayerNorm -> Linear -> Tanh -> Linear -> GLU, combined over bands."""
 
-    def __init__(self, ranges, weights: torch.Tensor, channels: int, dim: int, hidden: int, complex_mask: bool):
+    def __init__(self, ranges, weights: torch.Tensor, channels: int, dim: int, hidden: int, complex_mask: bool,
+                 tiling: bool = False):
         super().__init__()
         self.ranges = list(ranges)
         self.channels = channels
@@ -63,14 +64,20 @@ class MaskDecoder(nn.Module):
         flat_weights = torch.cat([weights[i, s:e] for i, (s, e) in enumerate(self.ranges)])
         self.register_buffer("index", index, persistent=False)
         self.register_buffer("flat_weights", flat_weights, persistent=False)
+        # A tiling layout (each bin in exactly one band, bands in order, unit weights) needs no
+        # weighted scatter-add: its masks are the bands' masks concatenated.
+        self.concatenate = bool(tiling and torch.all(flat_weights == 1))
 
     def forward(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:
         """``(batch, bands, time, dim)`` -> mask ``(batch, channels, freq, time)`` (complex or real)."""
         b, _, t, _ = z.shape
         per_band = [mlp(z[:, i]).float().reshape(b, t, e - s, self.channels * self.parts)
                     for i, ((s, e), mlp) in enumerate(zip(self.ranges, self.mlps))]
-        flat = torch.cat(per_band, dim=2) * self.flat_weights[:, None]
-        mask = flat.new_zeros(b, t, n_freq, self.channels * self.parts).index_add_(2, self.index, flat)
+        if self.concatenate:
+            mask = torch.cat(per_band, dim=2)
+        else:
+            flat = torch.cat(per_band, dim=2) * self.flat_weights[:, None]
+            mask = flat.new_zeros(b, t, n_freq, self.channels * self.parts).index_add_(2, self.index, flat)
         mask = mask.reshape(b, t, n_freq, self.channels, self.parts).permute(0, 3, 2, 1, 4)
         return torch.view_as_complex(mask.contiguous()) if self.parts == 2 else mask[..., 0]
 
@@ -165,7 +172,8 @@ class Bandit(nn.Module):
                                                 checkpointing=checkpointing), "model.params.tf_params")
         self.tf_model = block(**block_params)
         self.decoders = nn.ModuleDict(
-            {stem: MaskDecoder(layout.ranges, weights, feat_channels, dim, mask_hidden, complex_mask) for stem in self.stems}
+            {stem: MaskDecoder(layout.ranges, weights, feat_channels, dim, mask_hidden, complex_mask, layout.tiling)
+             for stem in self.stems}
         )
 
     def sample_stems(self, generator: Optional[torch.Generator] = None) -> List[str]:
@@ -195,8 +203,13 @@ class Bandit(nn.Module):
         if self.stereo == "per_channel":
             spec = spec.reshape(b * c, 1, *spec.shape[-2:])
         z = self.tf_model(self.band_split(spec))
-        outputs = []
-        for stem in stems:
-            mask = self.decoders[stem](z, spec.shape[-2])
-            outputs.append(self.stft.inverse(spec * mask, n).reshape(b, c, n))
-        return torch.stack(outputs, dim=1)
+        masked = torch.stack([spec * self.decoders[stem](z, spec.shape[-2]) for stem in stems], dim=1)
+        return self._to_waveform(masked, b, c, n)
+
+    def _to_waveform(self, masked: torch.Tensor, b: int, c: int, n: int) -> torch.Tensor:
+        """Masked spectra ``(batch', stems, channels', freq, frames)`` -> ``(batch, stems, channels, time)``;
+        in per-channel mode batch' = batch * channels and channels' = 1."""
+        audio = self.stft.inverse(masked, n)  # (batch', stems, channels', time)
+        if self.stereo == "per_channel":
+            audio = audio.reshape(b, c, -1, n).transpose(1, 2)
+        return audio.reshape(b, -1, c, n)

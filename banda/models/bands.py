@@ -97,6 +97,12 @@ class BandLayout:
         return sum(self.widths) > self.n_freq
 
     @property
+    def tiling(self) -> bool:
+        """The bands partition ``[0, n_freq)`` in order: adjacent, no gaps, no overlap."""
+        return (self.ranges[0][0] == 0 and self.ranges[-1][1] == self.n_freq
+                and all(e == s for (_, e), (s, _) in zip(self.ranges, self.ranges[1:])))
+
+    @property
     def redundancy(self) -> float:
         """Sum of band widths over the number of bins (1 for a partition)."""
         return sum(self.widths) / self.n_freq

@@ -8,6 +8,8 @@ x time is never flattened into one sequence. All blocks share the constructor ar
 
 - ``gru`` / ``lstm``: pre-norm BiGRU / BiLSTM of ``hidden`` units a direction, 2H -> D.
 - ``transformer``: RoPE self-attention (``heads`` x ``head_dim``), FFN x ``ff_mult``, RMSNorm.
+  Lean on memory: the norms keep only their input and ``rstd`` for the backward pass, the
+  GELU is recomputed there, and ``v`` does not hold on to the q|k|v buffer.
 - ``mamba``: bidirectional Mamba (forward scan + scan of the reversed sequence,
   ``bidirectional_merge`` ``sum`` or ``concat`` -> Linear), ``d_state``, ``d_conv``, ``expand``.
 """
@@ -95,14 +97,73 @@ class LSTMTF(_AlternatingTF):
 
 
 # ---------------------------------------------------------------------- transformer
+class _RMSNormFunction(torch.autograd.Function):
+    """``x * rsqrt(mean(x^2) + eps) * weight`` in float32 that keeps only ``x`` and the per-row
+    ``rstd`` for the backward pass (the composite of elementwise ops keeps about twice that).
+    Under autocast ``x`` is kept in the autocast dtype: the forward is exact, and the backward's
+    error is that of the half-precision matrix products around it."""
+
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        compute = torch.promote_types(x.dtype, torch.float32)
+        xf = x.to(compute)
+        rstd = torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)
+        kept = x
+        if torch.is_autocast_enabled(x.device.type) and x.is_floating_point():
+            kept = x.to(torch.get_autocast_dtype(x.device.type))
+        ctx.save_for_backward(kept, weight, rstd)
+        ctx.input_dtype = x.dtype
+        return (xf * rstd * weight.to(compute)).to(torch.promote_types(x.dtype, weight.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, rstd = ctx.saved_tensors
+        x_hat = x.to(rstd.dtype) * rstd
+        grad = grad.to(rstd.dtype)
+        grad_weight = (grad * x_hat).reshape(-1, x.shape[-1]).sum(0).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        g = grad * weight.to(rstd.dtype)
+        grad_x = rstd * (g - x_hat * (g * x_hat).mean(-1, keepdim=True))
+        return grad_x.to(ctx.input_dtype), grad_weight, None
+
+
 class RMSNorm(nn.Module):
+    """RMS normalisation over the last axis with a learned gain, computed in float32."""
+
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).to(x.dtype) * self.weight
+        return _RMSNormFunction.apply(x, self.weight, self.eps)
+
+
+class _GELULinearFunction(torch.autograd.Function):
+    """``linear(gelu(h), weight, bias)`` that keeps ``h`` but not ``gelu(h)`` for the backward
+    pass: the GELU is recomputed there (elementwise, cheap) instead of holding a second
+    ``ff_mult * dim`` activation per token. Under autocast the matrix products run in the
+    dtype the forward used."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        y = nn.functional.linear(nn.functional.gelu(h), weight, bias)
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        ctx.compute_dtype = y.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight = ctx.saved_tensors
+        dt = ctx.compute_dtype
+        grad = grad.to(dt)
+        activation = nn.functional.gelu(h).to(dt)
+        grad_activation = grad @ weight.to(dt)
+        grad_h = torch.ops.aten.gelu_backward(grad_activation.to(h.dtype), h)
+        grad_2d = grad.reshape(-1, grad.shape[-1])
+        grad_weight = (grad_2d.t() @ activation.reshape(-1, activation.shape[-1])).to(weight.dtype)
+        grad_bias = grad_2d.sum(0).to(weight.dtype) if ctx.has_bias else None
+        return grad_h, grad_weight, grad_bias
 
 
 def rotary(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
@@ -144,9 +205,19 @@ class TransformerPass(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        y = nn.functional.scaled_dot_product_attention(rotary(q), rotary(k), v, dropout_p=self.dropout if self.training else 0.0)
+        # v is copied out of the q|k|v buffer: attention keeps v for its backward pass, and a view
+        # would keep the whole buffer (the rotated q and k are new tensors already).
+        y = nn.functional.scaled_dot_product_attention(rotary(q), rotary(k), v.contiguous(),
+                                                       dropout_p=self.dropout if self.training else 0.0)
         x = x + self.out_dropout(self.out(y.transpose(1, 2).reshape(b, n, -1)))
-        return x + self.ff(x)
+        return x + self._feed_forward(x)
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm, up, _, dropout, down, out_dropout = self.ff
+        h = up(norm(x))
+        if self.training and self.dropout > 0:  # dropout between GELU and the down projection: plain path
+            return out_dropout(down(dropout(nn.functional.gelu(h))))
+        return _GELULinearFunction.apply(h, down.weight, down.bias)
 
 
 @TF_BLOCKS.register("transformer")
