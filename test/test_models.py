@@ -218,6 +218,14 @@ def test_mask_combine_weighted_differs_from_mean_for_shaped_filterbanks(monkeypa
     assert torch.allclose(flat, 1 / counts[model.decoders["vocals"].index])
 
 
+def test_bandit_band_params_reach_the_layout():
+    strict = tiny_bandit(bands="minibark", n_bands=48, band_params={"threshold": 0.9})
+    assert strict.layout.ranges == band_layout("minibark", FS, N_FFT, 48, params={"threshold": 0.9}).ranges
+    assert sum(strict.layout.widths) < sum(tiny_bandit(bands="minibark", n_bands=48).layout.widths)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        tiny_bandit(bands="musical", n_bands=16, band_params={"threshold": 0.9})
+
+
 def test_bandit_bf16_autocast_cpu():
     model = tiny_bandit()
     x = torch.randn(1, 2, 4411)

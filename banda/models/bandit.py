@@ -71,12 +71,13 @@ class MaskDecoder(nn.Module):
     def forward(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:
         """``(batch, bands, time, dim)`` -> mask ``(batch, channels, freq, time)`` (complex or real)."""
         b, _, t, _ = z.shape
-        per_band = [mlp(z[:, i]).float().reshape(b, t, e - s, self.channels * self.parts)
+        per_band = [mlp(z[:, i]).reshape(b, t, e - s, self.channels * self.parts)
                     for i, ((s, e), mlp) in enumerate(zip(self.ranges, self.mlps))]
+        flat = torch.cat(per_band, dim=2).float()  # masks are applied in float32 (one cast, not one per band)
         if self.concatenate:
-            mask = torch.cat(per_band, dim=2)
+            mask = flat
         else:
-            flat = torch.cat(per_band, dim=2) * self.flat_weights[:, None]
+            flat = flat * self.flat_weights[:, None]
             mask = flat.new_zeros(b, t, n_freq, self.channels * self.parts).index_add_(2, self.index, flat)
         mask = mask.reshape(b, t, n_freq, self.channels, self.parts).permute(0, 3, 2, 1, 4)
         return torch.view_as_complex(mask.contiguous()) if self.parts == 2 else mask[..., 0]
@@ -93,6 +94,8 @@ class Bandit(nn.Module):
             parametric ``musical``, ``mel``, ``bark``, ``tribark``, ``erb``, ``minibark``
             (see :mod:`banda.models.bands`).
         n_bands: number of bands for the parametric layouts.
+        band_params: layout-specific options, e.g. ``{threshold: 0.5}`` for ``minibark``
+            (see :func:`banda.models.bands.band_layout`).
         stereo: ``joint`` (channels stacked as features of one band) or ``per_channel``
             (channels folded into the batch; the model sees mono).
         dim: band feature width D; ``tf_block``: ``gru``, ``lstm``, ``transformer`` or ``mamba``;
@@ -119,6 +122,7 @@ class Bandit(nn.Module):
         hop_length: int = 512,
         bands: str = "v7",
         n_bands: Optional[int] = None,
+        band_params: Optional[Dict[str, Any]] = None,
         stereo: str = "joint",
         dim: int = 128,
         tf_block: str = "gru",
@@ -150,7 +154,7 @@ class Bandit(nn.Module):
         self.sample_rate = sample_rate
         self.stereo = stereo
         self.stft = STFT(n_fft, hop_length)
-        layout = band_layout(bands, sample_rate, n_fft, n_bands)
+        layout = band_layout(bands, sample_rate, n_fft, n_bands, band_params)
         self.layout = layout
         weights = torch.from_numpy(layout.weights)
         if mask_combine == "mean":
