@@ -200,7 +200,7 @@ def test_tiling_layouts_concatenate_band_masks(bands, n_bands, tiling):
 def test_mask_combine_weighted_differs_from_mean_for_shaped_filterbanks(monkeypatch):
     """With non-rectangular filterbank weights (mel/ERB-style triangles) 'weighted' uses the
     normalised weights and 'mean' the plain mean of the covering masks."""
-    def triangular_layout(kind, sample_rate, n_fft, n_bands):
+    def triangular_layout(kind, sample_rate, n_fft, n_bands, params=None):
         base = band_layout("musical", sample_rate, n_fft, 16)
         w = np.zeros_like(base.weights)
         for b, (s, e) in enumerate(base.ranges):
