@@ -32,6 +32,7 @@ from ..errors import BandaError
 
 log = logging.getLogger("banda.separate")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
+CUDA_BATCH_SIZE = 8  # segments per forward pass on a GPU unless --batch-size says otherwise
 
 
 def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
@@ -39,7 +40,9 @@ def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
     p.add_argument("--segment", type=float, default=6.0, help=f"{note}segment length in seconds (default 6)")
     p.add_argument("--overlap", type=float, default=0.25,
                    help=f"{note}overlap between segments, fraction in [0, 1) (default 0.25)")
-    p.add_argument("--batch-size", type=int, default=1, help=f"{note}segments per forward pass")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"{note}segments per forward pass (default: {CUDA_BATCH_SIZE} on CUDA, 1 on CPU, where "
+                        "larger batches only cost memory)")
     p.add_argument("-d", "--device", default=None, help=f"{note}cpu or cuda (default: cuda when available)")
     p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
                    help=f"{note}mixed precision for the model on CUDA (default off; STFTs stay float32)")
@@ -56,11 +59,14 @@ def build_separator(args):
         raise BandaError(f"--overlap must be in [0, 1), got {args.overlap}")
     if args.segment <= 0:
         raise BandaError(f"--segment must be positive, got {args.segment}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise BandaError(f"--batch-size must be at least 1, got {args.batch_size}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BandaError("--device cuda asked for, but no CUDA device is available")
+    batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.startswith("cuda") else 1)
     return Separator(load_model(args.model), device=device, segment=args.segment, overlap=args.overlap,
-                     batch_size=args.batch_size, amp=args.amp, progress=not args.no_progress)
+                     batch_size=batch_size, amp=args.amp, progress=not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
