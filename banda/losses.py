@@ -174,7 +174,14 @@ def si_sdr_db(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -
 
 @LOSSES.register("si_sdr")
 class SISDRLoss(ItemLoss):
-    """Negative SI-SDR (dB)."""
+    """Negative SI-SDR (dB).
+
+    Blind to the estimate's sign as well as its scale: an estimate of ``-target`` scores as well
+    as ``target``, so it can train a stem of inverted polarity, which ruins remixes
+    (``mixture - stem`` then adds the stem back). It did so in the mini recipe even beside
+    ``l1snr`` (weight 0.5 against 1 + 1): the bass came out at scale -0.27. Prefer ``l1snr``
+    for music; ``banda-evaluate`` warns about inverted estimates.
+    """
 
     def __init__(self, eps: float = 1e-8, silence_db: Optional[float] = None, silence_weight: float = 0.1):
         super().__init__(silence_db, silence_weight)

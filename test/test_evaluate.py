@@ -99,6 +99,21 @@ def test_evaluate_dirs_matches_metrics_directly(tracks):
     assert long_rows[0]["value"] == pytest.approx(M.si_sdr(s.T, e.T))
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_inverted_polarity_is_reported(tracks, caplog, jobs):
+    """An estimate of -stem scores the same SI-SDR as +stem; the evaluation names it in a warning."""
+    ref, est = tracks
+    a, _ = sf.read(str(est / "t2" / "a.wav"), always_2d=True)
+    wav(est / "t2" / "a.wav", -a.T)
+    with caplog.at_level("WARNING", logger="banda.evaluate"):
+        long_rows, _ = ev.evaluate_dirs(ref, est, metrics=["si_sdr", "sdr"], jobs=jobs)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("t2: the a estimate has inverted polarity (least-squares scale -0.")
+    values = {(r["track"], r["stem"], r["metric"]): r["value"] for r in long_rows}
+    assert values[("t2", "a", "si_sdr")] > 8 and values[("t2", "a", "sdr")] < 0  # only uSDR sees the sign
+
+
 def test_data_dir_layout_and_parallel_jobs(tracks, tmp_path):
     ref, est = tracks
     data = tmp_path / "data"

@@ -239,7 +239,8 @@ def expand_metric_names(metric_names: Sequence[str]) -> List[str]:
 
 
 def _evaluate_track(job: dict) -> List[dict]:
-    """Worker: all rows of one track (model, then ``input_`` baseline, per stem)."""
+    """Worker: ``{"rows": all rows of one track (model, then ``input_`` baseline, per stem),
+    "inverted": [(stem, scale)] for estimates of inverted polarity}``."""
     length, rate, stems = job["length"], job["rate"], job["stems"]
     refs = {s: _load(p, length) for s, p in job["refs"].items()}
     ests = {s: _load(p, length) for s, p in job["ests"].items()}
@@ -255,14 +256,27 @@ def _evaluate_track(job: dict) -> List[dict]:
             for n in names:
                 if (s, prefix + n) in values:
                     rows.append(dict(track=job["track"], stem=s, metric=prefix + n, value=values[(s, prefix + n)]))
-    return rows
+    return {"rows": rows, "inverted": _inverted_stems(refs, ests)}
+
+
+def _inverted_stems(refs: Dict[str, np.ndarray], ests: Dict[str, np.ndarray]) -> List[Tuple[str, float]]:
+    """Stems whose estimate has a negative least-squares scale against the reference: the
+    polarity is inverted, which SI-SDR and BSS-Eval do not see and a remix does."""
+    out = []
+    for s, ref in refs.items():
+        energy = float(np.sum(ref.astype(np.float64) ** 2))
+        if energy > 0:
+            scale = float(np.sum(ests[s].astype(np.float64) * ref)) / energy
+            if scale < 0:
+                out.append((s, scale))
+    return out
 
 
 def _init_worker():
     logging.getLogger().setLevel(logging.WARNING)
 
 
-def _run_jobs(plan: List[dict], jobs: int, progress: bool) -> List[List[dict]]:
+def _run_jobs(plan: List[dict], jobs: int, progress: bool) -> List[dict]:
     from tqdm import tqdm
 
     bar = tqdm(total=len(plan), desc="evaluate", unit="track", disable=not progress, file=sys.stderr)
@@ -275,8 +289,8 @@ def _run_jobs(plan: List[dict], jobs: int, progress: bool) -> List[List[dict]]:
         else:
             ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold torch threads
             with ctx.Pool(min(jobs, len(plan)), initializer=_init_worker) as pool:
-                for rows in pool.imap(_evaluate_track, plan, chunksize=1):
-                    results.append(rows)
+                for result in pool.imap(_evaluate_track, plan, chunksize=1):
+                    results.append(result)
                     bar.update()
     finally:
         bar.close()
@@ -457,7 +471,11 @@ def evaluate_dirs(
     plan = _plan(tracks, est, stem_list, metric_names, input_baseline, int(length_tolerance))
     log.info("evaluating %d tracks, stems %s, metrics %s", len(plan), ",".join(stem_list), ",".join(metric_names))
     results = _run_jobs(plan, int(jobs), progress)
-    long_rows = [row for rows in results for row in rows]
+    for job, result in zip(plan, results):
+        for stem, scale in result["inverted"]:
+            log.warning("%s: the %s estimate has inverted polarity (least-squares scale %.3f against the reference); "
+                        "SI-SDR and BSS-Eval do not see the sign, a remix does", job["track"], stem, scale)
+    long_rows = [row for result in results for row in result["rows"]]
     return long_rows, summarize(long_rows)
 
 
