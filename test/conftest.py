@@ -4,7 +4,9 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,3 +95,28 @@ def subprocess_env(**extra) -> dict:
 def tiny_config():
     """The :func:`tiny_train_config` builder, for tests that prefer a fixture."""
     return tiny_train_config
+
+
+# ---------------------------------------------------------------------- shared test helpers
+def run_lengths(widths):
+    """``[5, 5, 1, 12]`` -> ``'5x2, 1, 12'``."""
+    out, i = [], 0
+    while i < len(widths):
+        j = i
+        while j < len(widths) and widths[j] == widths[i]:
+            j += 1
+        out.append(f"{widths[i]}x{j - i}" if j - i > 1 else str(widths[i]))
+        i = j
+    return ", ".join(out)
+
+
+def write(path: Path, x: np.ndarray, rate: int = 44100, subtype: str = "PCM_16") -> Path:
+    """Write ``(channels, time)`` audio to ``path`` (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x.T, rate, subtype=subtype)
+    return path
+
+
+def read(path: Path) -> np.ndarray:
+    """Read audio as float32 ``(channels, time)``."""
+    return sf.read(str(path), dtype="float32", always_2d=True)[0].T

@@ -18,23 +18,14 @@ from banda.models.bands import (
     triangular_filterbank,
 )
 
+from conftest import run_lengths
+
 FIXED = ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "bass", "drums", "roformer"]
 PARAMETRIC = ["musical", "mel", "tribark", "erb", "bark", "minibark"]
 FILTERBANKS = ["mel", "tribark", "erb", "bark", "minibark"]
 GRIDS = [(44100, 2048), (48000, 2048), (16000, 512), (44100, 4096)]
 N_BANDS = [8, 24, 48, 64, 128]
 
-
-def run_lengths(widths):
-    """``[5, 5, 1, 12]`` -> ``'5x2, 1, 12'``."""
-    out, i = [], 0
-    while i < len(widths):
-        j = i
-        while j < len(widths) and widths[j] == widths[i]:
-            j += 1
-        out.append(f"{widths[i]}x{j - i}" if j - i > 1 else str(widths[i]))
-        i = j
-    return ", ".join(out)
 
 
 def cases():

@@ -9,6 +9,8 @@ from banda.models import bandit as bandit_module
 from banda.models.bands import BandLayout, band_layout
 from banda.models.stft import STFT
 
+from conftest import run_lengths
+
 N_FFT, FS = 2048, 44100
 N_FREQ = N_FFT // 2 + 1
 LAYOUTS = [("v7", None), ("bass", None), ("drums", None), ("roformer", None)] + [
@@ -23,17 +25,6 @@ def tiny_bandit(seed=0, **kw):
     params.update(kw)
     return build_model("bandit", params).eval()
 
-
-def run_lengths(widths):
-    """``[5, 5, 1, 12]`` -> ``'5x2, 1, 12'``."""
-    out, i = [], 0
-    while i < len(widths):
-        j = i
-        while j < len(widths) and widths[j] == widths[i]:
-            j += 1
-        out.append(f"{widths[i]}x{j - i}" if j - i > 1 else str(widths[i]))
-        i = j
-    return ", ".join(out)
 
 
 # ---------------------------------------------------------------------- band layouts

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from recipe_helpers import copy_recipe, recipe_env
+from recipe_helpers import (assert_missing_corpus_stops_stage_1, copy_recipe, recipe_env, run_stage_1,
+                            tiny_recipe_config)
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,25 +18,6 @@ RECIPE = REPO / "egs" / "dnr" / "sep1"
 STEMS = ("speech", "music", "sfx")
 RATE = 44100
 ITEMS = {"tr": ["1175", "20311", "377", "5082"], "cv": ["4120", "88"], "tt": ["10060", "512"]}
-
-TINY_CONFIG = """\
-sample_rate: 44100
-channels: 1
-stems: [speech, music, sfx]
-model:
-  name: bandit
-  params: {bands: musical, n_bands: 16, dim: 8, n_layers: 1, hidden: 8, mask_hidden: 16}
-data:
-  chunk_seconds: 0.5
-  items_per_epoch: 4
-  batch_size: 2
-  num_workers: 0
-  valid_chunk_seconds: 0.5
-  valid_max_chunks: 1
-  channel_swap: 0.0
-scheduler: {name: constant}
-train: {max_epochs: 1, keep_best: 1, audio_examples: 1}
-"""
 
 
 def write_item(folder: Path, seconds: float, seed: int) -> None:
@@ -66,12 +48,11 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-
-
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory, corpus):
     work = copy_recipe(RECIPE, tmp_path_factory.mktemp("recipe") / "sep1")
-    (work / "conf" / "tiny.yaml").write_text(TINY_CONFIG)
+    (work / "conf" / "tiny.yaml").write_text(tiny_recipe_config(
+        STEMS, channels=1, model={"bands": "musical", "n_bands": 16}, data={"channel_swap": 0.0}))
     cmd = ["./run.sh", "--train_config", "conf/tiny.yaml", "--ngpu", "0", "--nj", "2", "--score_jobs", "2"]
     proc = subprocess.run(cmd, cwd=work, env=recipe_env(DNR=str(corpus)), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -110,20 +91,14 @@ def test_all_stages_and_results(recipe_run):
 
 def test_missing_corpus_path_stops_stage_1(recipe_run, tmp_path):
     work, _ = recipe_run
-    for value, message in (("", "the corpus path DNR is empty: fill the value of 'DNR' in db.sh"),
-                           (str(tmp_path / "nowhere"), f"DNR={tmp_path / 'nowhere'} does not exist")):
-        proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1"], cwd=work,
-                              env=recipe_env(DNR=value), capture_output=True, text=True, timeout=120)
-        assert proc.returncode != 0
-        assert message in proc.stderr, proc.stderr[-2000:]
+    assert_missing_corpus_stops_stage_1(work, "DNR", tmp_path)
 
 
 def test_bad_layout_stops_stage_1(recipe_run, tmp_path):
     work, _ = recipe_run
     root = tmp_path / "dnr"
     write_item(root / "tr" / "1", 0.1, 0)
-    proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1"], cwd=work,
-                          env=recipe_env(DNR=str(root)), capture_output=True, text=True, timeout=120)
+    proc = run_stage_1(work, DNR=str(root))
     assert proc.returncode != 0
     assert "banda-prepare-dnr: error:" in proc.stderr and "no cv/ folder" in proc.stderr
 

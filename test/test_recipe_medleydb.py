@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from recipe_helpers import copy_recipe, recipe_env
+from recipe_helpers import copy_recipe, recipe_env, run_stage_1, tiny_recipe_config
 import soundfile as sf
 
 from test_prepare_medleydb import RATE, TRACKS, make_medleydb
@@ -20,26 +20,6 @@ STEMS = ["vocals", "drums", "bass", "guitar", "piano", "other"]
 TEST_TRACK = "DeltaCombo_Shuffle"
 SECONDS = 1.5
 
-TINY_CONFIG = """\
-sample_rate: 44100
-channels: 2
-stems: [vocals, drums, bass, guitar, piano, other]
-model:
-  name: bandit
-  params: {bands: v7, dim: 8, n_layers: 1, hidden: 8, mask_hidden: 16}
-data:
-  chunk_seconds: 0.5
-  items_per_epoch: 4
-  batch_size: 2
-  num_workers: 0
-  valid_chunk_seconds: 0.5
-  valid_max_chunks: 1
-scheduler: {name: constant}
-train: {max_epochs: 1, keep_best: 1, audio_examples: 1}
-"""
-
-
-
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
@@ -49,7 +29,7 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory, corpus):
     work = copy_recipe(RECIPE, tmp_path_factory.mktemp("recipe") / "sep1")
-    (work / "conf" / "tiny.yaml").write_text(TINY_CONFIG)
+    (work / "conf" / "tiny.yaml").write_text(tiny_recipe_config(["vocals", "drums", "bass", "guitar", "piano", "other"]))
     (work / "conf" / "test_tracks.txt").write_text(f"{TEST_TRACK}\n")
     cmd = ["./run.sh", "--train_config", "conf/tiny.yaml", "--ngpu", "0", "--nj", "2", "--score_jobs", "2",
            "--local_data_args", "--test_tracks conf/test_tracks.txt --valid_fraction 0.25"]
@@ -115,14 +95,12 @@ def test_trained_model_remix_and_two_stems(recipe_run, corpus, tmp_path):
 
 def test_missing_corpus_and_bad_layout_stop_stage_1(recipe_run, tmp_path):
     work, _ = recipe_run
-    proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1"], cwd=work, env=recipe_env(MEDLEYDB=""),
-                          capture_output=True, text=True, timeout=120)
+    proc = run_stage_1(work, MEDLEYDB="")
     assert proc.returncode != 0
     assert "the corpus path MEDLEYDB is empty: fill the value of 'MEDLEYDB' in db.sh" in proc.stderr
     root = make_medleydb(tmp_path / "MedleyDB", seconds=0.1, tracks={"Solo_Song": [("male singer", 2)]})
     (root / "Metadata" / "Solo_Song_METADATA.yaml").unlink()
-    proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1"], cwd=work, env=recipe_env(MEDLEYDB=str(root)),
-                          capture_output=True, text=True, timeout=120)
+    proc = run_stage_1(work, MEDLEYDB=str(root))
     assert proc.returncode != 0
     assert "banda-prepare-medleydb: error: track 'Solo_Song': no metadata file" in proc.stderr
 

@@ -6,35 +6,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from recipe_helpers import copy_recipe, recipe_env
+from recipe_helpers import copy_recipe, recipe_env, tiny_recipe_config
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "mini" / "sep1"
-
-TINY_CONFIG = """\
-sample_rate: 44100
-channels: 2
-stems: [vocals, drums, bass, other]
-model:
-  name: bandit
-  params: {bands: v7, dim: 8, n_layers: 1, hidden: 8, mask_hidden: 16}
-data:
-  chunk_seconds: 0.5
-  items_per_epoch: 8
-  batch_size: 2
-  num_workers: 0
-  valid_chunk_seconds: 1.0
-  valid_max_chunks: 2
-scheduler: {name: constant}
-train: {max_epochs: 2, keep_best: 2, audio_examples: 1}
-"""
-
 
 
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory):
     work = copy_recipe(RECIPE, tmp_path_factory.mktemp("recipe") / "sep1")
-    (work / "conf" / "tiny.yaml").write_text(TINY_CONFIG)
+    (work / "conf" / "tiny.yaml").write_text(tiny_recipe_config(
+        ["vocals", "drums", "bass", "other"], data={"items_per_epoch": 8, "valid_chunk_seconds": 1.0, "valid_max_chunks": 2},
+        train={"max_epochs": 2, "keep_best": 2}))
     env = recipe_env()
     cmd = ["./run.sh", "--train_config", "conf/tiny.yaml", "--nj", "2",
            "--local_data_args", "--num_train 3 --num_test 2 --num_valid 1 --duration 2"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from recipe_helpers import copy_recipe, recipe_env
+from recipe_helpers import assert_missing_corpus_stops_stage_1, copy_recipe, recipe_env, tiny_recipe_config
 import soundfile as sf
 
 from banda.bin.prepare_musdb import MUSDB_VALID_TRACKS, track_id
@@ -20,24 +20,6 @@ STEMS = ("vocals", "drums", "bass", "other")
 RATE = 44100
 EXTRA_TRAIN = ("A Classic Education - NightOwl", "Actions - Devil's Words", "Music Delta - 80s Rock")
 TEST = ("AM Contra - Heart Peripheral", "Al James - Schoolboy Facination")
-
-TINY_CONFIG = """\
-sample_rate: 44100
-channels: 2
-stems: [{stems}]
-model:
-  name: bandit
-  params: {{bands: v7, dim: 8, n_layers: 1, hidden: 8, mask_hidden: 16}}
-data:
-  chunk_seconds: 0.5
-  items_per_epoch: 4
-  batch_size: 2
-  num_workers: 0
-  valid_chunk_seconds: 0.5
-  valid_max_chunks: 1
-scheduler: {{name: constant}}
-train: {{max_epochs: 1, keep_best: 1, audio_examples: 1}}
-"""
 
 
 def write_track(folder: Path, seconds: float, seed: int) -> None:
@@ -70,12 +52,10 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-
-
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory, corpus):
     work = copy_recipe(RECIPE, tmp_path_factory.mktemp("recipe") / "sep1")
-    (work / "conf" / "tiny.yaml").write_text(TINY_CONFIG.format(stems=", ".join(STEMS)))
+    (work / "conf" / "tiny.yaml").write_text(tiny_recipe_config(STEMS))
     cmd = ["./run.sh", "--train_config", "conf/tiny.yaml", "--ngpu", "0", "--nj", "2", "--score_jobs", "2"]
     proc = subprocess.run(cmd, cwd=work, env=recipe_env(MUSDB18HQ=str(corpus)), capture_output=True, text=True,
                           timeout=600)
@@ -122,13 +102,7 @@ def test_all_stages_and_csdr_in_results(recipe_run):
 
 def test_missing_corpus_path_stops_stage_1(recipe_run, tmp_path):
     work, _ = recipe_run
-    for value, message in (("", "the corpus path MUSDB18HQ is empty: fill the value of 'MUSDB18HQ' in db.sh"),
-                           (str(tmp_path / "nowhere"), f"MUSDB18HQ={tmp_path / 'nowhere'} does not exist")):
-        proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1"], cwd=work,
-                              env=recipe_env(MUSDB18HQ=value), capture_output=True, text=True, timeout=120)
-        assert proc.returncode != 0
-        assert message in proc.stderr, proc.stderr[-2000:]
-        assert "Stage 2" not in proc.stdout
+    assert_missing_corpus_stops_stage_1(work, "MUSDB18HQ", tmp_path)
 
 
 def test_combine_stems_scores_models_together(recipe_run):
@@ -163,7 +137,7 @@ def test_combine_stems_scores_models_together(recipe_run):
 def test_single_stem_model_scores_its_stem(recipe_run):
     """The BSRNN way: a model per stem, stages 3-5 with a vocals-only config."""
     work, _ = recipe_run
-    (work / "conf" / "tiny_vocals.yaml").write_text(TINY_CONFIG.format(stems="vocals"))
+    (work / "conf" / "tiny_vocals.yaml").write_text(tiny_recipe_config(["vocals"]))
     proc = subprocess.run(["./run.sh", "--train_config", "conf/tiny_vocals.yaml", "--ngpu", "0", "--nj", "2",
                            "--stage", "3", "--stop_stage", "5", "--score_metrics", "sdr"],
                           cwd=work, env=recipe_env(), capture_output=True, text=True, timeout=300)

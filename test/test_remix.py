@@ -17,6 +17,8 @@ from banda.errors import BandaError
 from banda.remix import (RESCALE_PEAK, db_to_gain, parse_gain, prevent_clipping, preset_gains, remix,
                          resolve_gains, soft_limit)
 
+from conftest import read, write
+
 REPO = Path(__file__).resolve().parents[1]
 STEMS = ["vocals", "drums", "bass", "other"]
 LSB = 1 / 2 ** 15
@@ -68,16 +70,6 @@ def audio(frames: int, channels: int = 2, rate: int = 44100, seed: int = 0, amp:
     rng = np.random.default_rng(seed)
     x = [amp * np.sin(2 * np.pi * (220 + 110 * c) * t + seed) + noise * rng.uniform(-1, 1, frames) for c in range(channels)]
     return np.stack(x).astype(np.float32)
-
-
-def write(path: Path, x: np.ndarray, rate: int = 44100, subtype: str = "PCM_16") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x.T, rate, subtype=subtype)
-    return path
-
-
-def read(path: Path) -> np.ndarray:
-    return sf.read(str(path), dtype="float32", always_2d=True)[0].T
 
 
 def run_remix(*args) -> int:

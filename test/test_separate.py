@@ -14,6 +14,8 @@ import yaml
 from banda.bin.separate import main
 from banda.models import MODELS, build_model, make_archive, model_params
 
+from conftest import read, write
+
 REPO = Path(__file__).resolve().parents[1]
 STEMS = ["vocals", "drums", "bass", "other"]
 GAINS = [1.0, 0.5, 0.25, -1.0]
@@ -59,16 +61,6 @@ def audio(frames: int, channels: int = 2, rate: int = 44100, seed: int = 0, nois
     rng = np.random.default_rng(seed)
     x = [0.4 * np.sin(2 * np.pi * (220 + 110 * c) * t) + 0.2 * np.sin(2 * np.pi * 1500 * t + c) for c in range(channels)]
     return (np.stack(x) + noise * rng.uniform(-1, 1, (channels, frames))).astype(np.float32)
-
-
-def write(path: Path, x: np.ndarray, rate: int = 44100, subtype: str = "PCM_16") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x.T, rate, subtype=subtype)
-    return path
-
-
-def read(path: Path) -> np.ndarray:
-    return sf.read(str(path), dtype="float32", always_2d=True)[0].T
 
 
 def separate(*args) -> int:
