@@ -1,5 +1,14 @@
-"""Shared plumbing for the entry points in :mod:`banda.bin`."""
+"""Shared plumbing for the entry points in :mod:`banda.bin`: one error path for the whole CLI.
+
+Every user-caused failure ends the same way: one line ``prog: error: ...`` on stderr and exit
+code 2, no traceback (a :class:`~banda.errors.BandaError`, an argparse usage error, a full or
+unwritable disk). SIGTERM (what ``timeout``, ``kill`` and ``scancel`` send) is handled like
+Ctrl-C: the partial outputs are removed on the way out and the exit code is 143.
+"""
+import argparse
+import errno
 import logging
+import signal
 import sys
 from typing import Callable, List, Optional
 
@@ -12,16 +21,64 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, force=True)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (``prog: error: ...; see --help``) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so every clean-up that Ctrl-C runs runs too."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+# errno values of OSErrors that are the user's to fix (a full disk, a read-only or missing folder, ...)
+USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG,
+               errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EFBIG}
+
+
 def run_main(fn: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = None, prog: str = "banda") -> int:
-    """Run an entry point; a :class:`BandaError` becomes one stderr line and exit code 2."""
+    """Run an entry point; a :class:`BandaError` (or an OSError such as a full disk) becomes
+    one stderr line and exit code 2; SIGINT exits 130 and SIGTERM 143, after clean-up."""
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (e.g. called from a test's worker thread)
+        pass
     try:
         return fn(argv) or 0
     except BandaError as e:
+        _flush_logs()
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in USER_ERRNOS:
+            raise
+        _flush_logs()
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except (ValueError, OSError):  # a stream closed under us (e.g. a test's captured stderr)
+            pass
 
 
 def parse_args_with_config(parser, argv: Optional[List[str]] = None):
@@ -31,14 +88,12 @@ def parse_args_with_config(parser, argv: Optional[List[str]] = None):
     :class:`~banda.errors.ConfigError` naming it. With ``--print_config`` the resolved
     options are printed as YAML and the program exits 0.
     """
-    import argparse
-
     from .config import dump_yaml, load_yaml
     from .errors import ConfigError
 
     parser.add_argument("--config", help="YAML file of option values (keys as in --print_config)")
     parser.add_argument("--print_config", action="store_true", help="print the resolved options as YAML and exit")
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = ArgumentParser(prog=parser.prog, add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     if known.config:

@@ -1,16 +1,83 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
-A crash or a Ctrl-C never leaves a half-written checkpoint, CSV or audio file behind:
-either the old file (or nothing) or the complete new one is there.
+A crash, a Ctrl-C or a SIGTERM never leaves a half-written checkpoint, CSV or audio file
+behind: either the old file (or nothing) or the complete new one is there. Finished files
+get the mode the user's umask gives a new file (``0o666 & ~umask``), as ``open`` would.
+
+Temporary names carry the host and process id (``.<name>.banda-<host>-<pid>-<random><suffix>``),
+so the temporary files of a process that was killed (``kill -9``, a node that went down)
+are recognised and removed by the next banda process that writes into the same folder.
 """
 import contextlib
 import csv
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence, Union
+from typing import Iterable, Iterator, Mapping, Optional, Sequence, Set, Union
 
 PathLike = Union[str, os.PathLike]
+
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:32] or "host"
+_TEMP_RE = re.compile(r"\.banda-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-")
+_swept: Set[str] = set()
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the current umask."""
+    try:  # Linux: read the umask without changing it (os.umask would, for a moment, for all threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(folder: PathLike) -> int:
+    """Remove the temporary files in ``folder`` left by dead banda processes of this host."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _TEMP_RE.search(entry.name)
+        if m is None or m.group("host") != _HOST or int(m.group("pid")) == os.getpid() or _alive(int(m.group("pid"))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    key = str(folder.resolve())
+    if key not in _swept:
+        _swept.add(key)
+        remove_stale_temps(folder)
+
+
+def temp_file_path(folder: PathLike, prefix: str = "", suffix: str = ".tmp") -> Path:
+    """Create an empty temporary file in ``folder`` with a name :func:`remove_stale_temps` knows."""
+    folder = Path(folder)
+    _sweep_once(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}.banda-{_HOST}-{os.getpid()}-", suffix=suffix, dir=folder)
+    os.close(fd)
+    return Path(tmp)
 
 
 @contextlib.contextmanager
@@ -18,19 +85,29 @@ def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
 
     ``suffix`` keeps the extension for writers that infer the format from it (soundfile).
-    On an exception the temporary file is removed and the target is untouched.
+    On an exception (also KeyboardInterrupt and banda's SIGTERM) the temporary file is
+    removed and the target is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = temp_file_path(path.parent, prefix=f".{path.name}", suffix=suffix or ".tmp")
     try:
         yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def temp_file(suffix: str = ".tmp", folder: Optional[PathLike] = None) -> Iterator[Path]:
+    """A scratch file (in ``$TMPDIR`` unless ``folder``), removed on exit, also on SIGTERM."""
+    tmp = temp_file_path(folder if folder is not None else tempfile.gettempdir(), prefix="banda", suffix=suffix)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text(path: PathLike, text: str) -> None:
@@ -52,3 +129,98 @@ def torch_save(obj, path: PathLike) -> None:
 
     with atomic_path(path, suffix=".pth") as tmp:
         torch.save(obj, tmp)
+
+
+# ------------------------------------------------------------------ output paths
+def name_max(folder: PathLike) -> int:
+    try:
+        return os.pathconf(str(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(folder: PathLike, option: str = "-o") -> Path:
+    """Check that ``folder`` is, or can be made, a writable folder, before any work starts.
+
+    Nothing is created: the nearest existing ancestor must be a folder this process can write
+    into. Returns the resolved folder. Raises :class:`~banda.errors.BandaError` naming it.
+    """
+    from .errors import BandaError
+
+    folder = Path(folder)
+    if str(folder) == "":
+        raise BandaError(f"{option}: the output folder is empty")
+    resolved = folder.resolve()
+    if resolved.exists() and not resolved.is_dir():
+        raise BandaError(f"{option} {folder}: is a file, not a folder")
+    base = _existing_ancestor(resolved)
+    if not base.is_dir():
+        raise BandaError(f"{option} {folder}: cannot be created, {base} is a file")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise BandaError(f"{option} {folder}: {base} is not writable")
+    return resolved
+
+
+def check_output_file(path: PathLike, inputs: Iterable[PathLike] = (), option: str = "-o") -> Path:
+    """Check an output file path before any work: not a folder, not one of ``inputs``,
+    its folder writable and its name not too long. Returns the resolved path."""
+    from .errors import BandaError
+
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise BandaError(f"{option}: no output file name given")
+    resolved = path.resolve()
+    if resolved.is_dir():
+        raise BandaError(f"{option} {path}: is a folder; give a file name")
+    for item in inputs:
+        if item is not None and _same_file(resolved, Path(item)):
+            raise BandaError(f"{option} {path}: is the input {item}; refusing to overwrite it")
+    check_output_dir(resolved.parent, option)
+    _check_name_lengths(resolved, option)
+    return resolved
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _check_name_lengths(path: Path, option: str) -> None:
+    from .errors import BandaError
+
+    limit = name_max(_existing_ancestor(path.parent))
+    for part in path.parts:
+        if len(part.encode("utf-8", "surrogateescape")) > limit:
+            raise BandaError(f"{option}: file name {part[:40]!r}... is {len(part.encode('utf-8', 'surrogateescape'))} bytes long, "
+                             f"more than the {limit} this file system allows")
+
+
+def output_under(folder: Path, relative: str, inputs: Iterable[PathLike] = (), what: str = "--filename") -> Path:
+    """``folder / relative``, checked to lie strictly inside ``folder`` (resolved, symlinks
+    followed), not to be a folder, nor one of ``inputs``, with file names of legal length."""
+    from .errors import BandaError
+
+    folder = Path(folder).resolve()
+    if not relative or relative.strip() == "":
+        raise BandaError(f"{what}: gives an empty file name")
+    if os.path.isabs(relative):
+        raise BandaError(f"{what}: {relative!r} is an absolute path; it must stay inside the output folder {folder}")
+    path = (folder / relative).resolve()
+    if path == folder or folder not in path.parents:
+        raise BandaError(f"{what}: {relative!r} would be written to {path}, outside the output folder {folder}")
+    if path.is_dir():
+        raise BandaError(f"{what}: {path} is a folder, not a file")
+    for item in inputs:
+        if _same_file(path, Path(item)):
+            raise BandaError(f"{what}: {path} is the input {item}; refusing to overwrite an input")
+    _check_name_lengths(path, what)
+    return path

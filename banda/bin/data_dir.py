@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from banda.cli import run_main
+from banda.cli import ArgumentParser, run_main
 from banda.datadir import (
     MIX,
     combine_data_dirs,
@@ -32,7 +32,7 @@ PROG = "data_dir"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="Validate, subset, split and combine Kaldi-style data directories.",
     )

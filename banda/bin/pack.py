@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ..cli import parse_args_with_config, run_main, setup_logging
+from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..errors import BandaError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="banda-pack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="banda-pack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp_dir", required=True, help="experiment directory")
     p.add_argument("--weights", default="averaged.pth", help="weights file inside exp_dir (default averaged.pth)")
     p.add_argument("--out", help="archive path (default: EXP_DIR/model_pack.pth)")
@@ -25,9 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]]) -> int:
-    import yaml
-
     from .. import fileio
+    from ..config import load_yaml
     from ..models import model_from_archive, read_archive
 
     args = parse_args_with_config(build_parser(), argv)
@@ -38,13 +37,16 @@ def _main(argv: Optional[List[str]]) -> int:
         have = ", ".join(sorted(p.name for p in exp.glob("*.pth"))) or "none"
         raise BandaError(f"{weights}: not found (weights in {exp}: {have})")
     archive = read_archive(weights)
-    model_from_archive(archive)  # the archive must rebuild and load before it is shipped
+    model_from_archive(archive, where=weights)  # the archive must rebuild and load before it is shipped
     config_path = exp / "config.yaml"
     if config_path.is_file():
-        archive["config"] = yaml.safe_load(config_path.read_text())
+        archive["config"] = load_yaml(config_path)
     results = exp / "RESULTS.md"
     if results.is_file():
-        archive["results_md"] = results.read_text()
+        try:
+            archive["results_md"] = results.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise BandaError(f"{results}: cannot read ({e})") from None
     archive["versions"] = dict(archive.get("versions", {}), python=platform.python_version())
     archive["packed_from"] = str(weights)
     out = Path(args.out) if args.out else exp / "model_pack.pth"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import audio_info
-from ..cli import parse_args_with_config, run_main, setup_logging
+from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..datadir import MIX, make_ids, track_id, write_data_dirs
 from ..errors import AudioError, ConfigError, DataError
 from .prepare_musdb import parse_stems
@@ -153,7 +153,7 @@ def prepare_dnr(root, out, stems: Sequence[str] = STEMS,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", required=True, help="DnR root with the split folders (tr/, cv/, tt/ for DnR v2)")
     p.add_argument("--out", default="data", help="where data dirs train, valid, test go (default data)")
     p.add_argument("--stems", default=",".join(STEMS), help=f"comma-separated stems (default {','.join(STEMS)})")

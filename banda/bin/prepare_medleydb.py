@@ -63,7 +63,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..audio import BIT_DEPTH_SUBTYPES, audio_info, convert_channels, quantize
-from ..cli import parse_args_with_config, run_main, setup_logging
+from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..datadir import MIX, make_ids, track_id, write_data_dir
 from ..errors import AudioError, ConfigError, DataError
 from ..fileio import write_text
@@ -516,7 +516,7 @@ def _write_stem_table(path: Path, plans: Sequence[TrackPlan]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", required=True, help="MedleyDB root with Audio/ (and Metadata/)")
     p.add_argument("--out", default="data", help="where data dirs train, valid, test go (default data)")
     p.add_argument("--audio-out", required=True, help="where the summed group stems go (AUDIO_OUT/<track>/<group>.wav)")

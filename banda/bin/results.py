@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ..cli import parse_args_with_config, run_main
+from ..cli import ArgumentParser, parse_args_with_config, run_main
 from ..errors import BandaError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="banda-results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="banda-results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp_dir", required=True, help="experiment directory with scores/<set>/summary.csv")
     p.add_argument("--sets", nargs="+", required=True, help="evaluated sets")
     p.add_argument("--out", help="output file (default EXP_DIR/RESULTS.md)")

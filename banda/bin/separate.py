@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..cli import parse_args_with_config, run_main, setup_logging
+from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..errors import BandaError
 
 log = logging.getLogger("banda.separate")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 CUDA_BATCH_SIZE = 8  # segments per forward pass on a GPU unless --batch-size says otherwise
+MIN_SEGMENT, MAX_SEGMENT = 0.01, 600.0  # seconds (the model may need more: see Separator)
 
 
 def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
@@ -48,29 +49,46 @@ def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
                    help=f"{note}mixed precision for the model on CUDA (default off; STFTs stay float32)")
 
 
-def build_separator(args):
-    """Check the separator options, load ``args.model`` and return a :class:`~banda.inference.Separator`."""
+def check_separator_options(args) -> str:
+    """Check the separator options before any work; returns the device to use."""
+    import math
+
     import torch
 
-    from ..inference import Separator
-    from ..models import load_model
-
-    if not 0 <= args.overlap < 1:
+    if not (math.isfinite(args.overlap) and 0 <= args.overlap < 1):
         raise BandaError(f"--overlap must be in [0, 1), got {args.overlap}")
-    if args.segment <= 0:
-        raise BandaError(f"--segment must be positive, got {args.segment}")
+    if not (math.isfinite(args.segment) and MIN_SEGMENT <= args.segment <= MAX_SEGMENT):
+        raise BandaError(f"--segment must be between {MIN_SEGMENT} and {MAX_SEGMENT:g} seconds, got {args.segment}")
     if args.batch_size is not None and args.batch_size < 1:
         raise BandaError(f"--batch-size must be at least 1, got {args.batch_size}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BandaError("--device cuda asked for, but no CUDA device is available")
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind is None or kind.type not in ("cpu", "cuda"):
+        raise BandaError(f"--device {device!r}: not a device banda runs on (cpu, cuda or cuda:N)")
+    if kind.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BandaError(f"--device {device}: asked for, but no CUDA device is available")
+        if kind.index is not None and kind.index >= torch.cuda.device_count():
+            raise BandaError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
+def build_separator(args):
+    """Check the separator options, load ``args.model`` and return a :class:`~banda.inference.Separator`."""
+    from ..inference import Separator
+    from ..models import load_model
+
+    device = check_separator_options(args)
     batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.startswith("cuda") else 1)
     return Separator(load_model(args.model), device=device, segment=args.segment, overlap=args.overlap,
                      batch_size=batch_size, amp=args.amp, progress=not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="banda-separate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="banda-separate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", help="audio files, folders or glob patterns")
     p.add_argument("-m", "--model", required=True, help="experiment directory or packed model archive (.pth)")
     p.add_argument("--scp", help="read '<track> <path>' lines from this file (e.g. a data dir's mix.scp) instead of inputs")
@@ -86,20 +104,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="integer formats: clamp samples outside [-1, 1] (counted and reported) or write as is")
     add_separator_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--keep-going", action="store_true",
+                   help="a track that fails is reported and skipped, the others are separated; a summary at the end, "
+                        "exit 2 if any failed")
     return p
 
 
-def collect_inputs(inputs: List[str], scp: Optional[str]) -> List[Tuple[str, Path]]:
-    """``(track, path)`` pairs from files, folders, globs or an scp file; duplicate track names are errors."""
+def check_track_name(track: str, where) -> str:
+    """A track name becomes a folder or file name: not empty, not ``.``/``..``, no separators."""
+    if not track or track.strip() in ("", ".", "..") or any(c in track for c in "/\\\0"):
+        raise BandaError(f"{where}: track name {track!r} cannot name an output (empty, '.', '..' or with a path separator)")
+    return track
+
+
+def collect_inputs(inputs: List[str], scp: Optional[str], out: Optional[Path] = None) -> List[Tuple[str, Path]]:
+    """``(track, path)`` pairs from files, folders, globs or an scp file; duplicate track names are errors.
+
+    A track is named after its file, or after its folder when the file is called ``mixture``.
+    Files inside the output folder ``out`` are skipped when a folder is searched (the
+    outputs of an earlier run are not inputs).
+    """
     pairs: List[Tuple[str, Path]] = []
+    out_resolved = Path(out).resolve() if out is not None else None
     if scp:
         from ..datadir import read_scp
 
-        pairs.extend((k, Path(v)) for k, v in read_scp(scp).items())
+        pairs.extend((check_track_name(k, f"{scp}: id"), Path(v)) for k, v in read_scp(scp).items())
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            if out_resolved is not None:
+                files = [f for f in files if out_resolved not in f.resolve().parents]
             if not files:
                 raise BandaError(f"{path}: folder contains no audio files ({', '.join(AUDIO_EXTENSIONS)})")
             mixtures = [f for f in files if f.stem == "mixture"]
@@ -112,7 +148,8 @@ def collect_inputs(inputs: List[str], scp: Optional[str]) -> List[Tuple[str, Pat
             if not files:
                 raise BandaError(f"{item}: no such file, folder or matching glob")
         for f in files:
-            pairs.append((f.parent.name if f.stem == "mixture" else f.stem, f))
+            track = f.resolve().parent.name if f.stem == "mixture" else f.stem
+            pairs.append((check_track_name(track, f), f))
     if not pairs:
         raise BandaError("no inputs: give audio files, folders or globs, or --scp")
     seen: Dict[str, Path] = {}
@@ -124,7 +161,12 @@ def collect_inputs(inputs: List[str], scp: Optional[str]) -> List[Tuple[str, Pat
 
 
 def output_paths(pairs: List[Tuple[str, Path]], stems: List[str], out: Path, pattern: str, ext: str) -> List[Dict[str, Path]]:
-    """Per track, stem -> output path from ``--filename``; bad fields or two outputs on one path are errors."""
+    """Per track, stem -> output path from ``--filename``, all checked before any work: every
+    path lies inside ``out``, is no input, and no two outputs share a path."""
+    from ..fileio import check_output_dir, output_under
+
+    check_output_dir(out, "-o")
+    inputs = [p for _, p in pairs]
     result: List[Dict[str, Path]] = []
     seen: Dict[Path, str] = {}
     for track, _ in pairs:
@@ -132,10 +174,10 @@ def output_paths(pairs: List[Tuple[str, Path]], stems: List[str], out: Path, pat
         for stem in stems:
             try:
                 name = pattern.format(track=track, stem=stem, ext=ext)
-            except (KeyError, IndexError, ValueError) as e:
+            except (KeyError, IndexError, ValueError, AttributeError) as e:
                 raise BandaError(f"--filename {pattern!r}: invalid pattern ({type(e).__name__}: {e}); "
                                  "use the fields {track}, {stem} and {ext}") from None
-            path = out / name
+            path = output_under(out, name, inputs, what=f"--filename {pattern!r} ({track}/{stem})")
             if path in seen:
                 raise BandaError(f"--filename {pattern!r}: {track}/{stem} and {seen[path]} would both be written to {path}")
             seen[path] = f"{track}/{stem}"
@@ -146,15 +188,26 @@ def output_paths(pairs: List[Tuple[str, Path]], stems: List[str], out: Path, pat
 
 def _main(argv: Optional[List[str]]) -> int:
     from ..audio import audio_info
+    from ..fileio import check_output_dir
     from ..remix import Complement, complement_name
 
     args = parse_args_with_config(build_parser(), argv)
-    setup_logging()
     if args.format != "wav" and args.bit_depth == 32:
         raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {args.format}")
-    pairs = collect_inputs(args.inputs, args.scp)
-    for _, path in pairs:  # check every header before spending time on the first track
-        audio_info(path)
+    out = Path(args.out)
+    check_output_dir(out, "-o")
+    check_separator_options(args)
+    pairs = collect_inputs(args.inputs, args.scp, out)
+    total = len(pairs)
+    failed: Dict[str, str] = {}
+    for track, path in pairs:  # check every header before spending time on the first track
+        try:
+            audio_info(path)
+        except BandaError as e:
+            if not args.keep_going:
+                raise
+            failed[track] = str(e)
+    pairs = [(t, p) for t, p in pairs if t not in failed]
     separator = build_separator(args)
     complement = None
     if args.two_stems:
@@ -169,22 +222,36 @@ def _main(argv: Optional[List[str]]) -> int:
     else:
         if args.complement:
             raise BandaError("--complement only applies to --two-stems (banda-remix has it too)")
-        stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else separator.stems
+        stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems is not None else separator.stems
+        if not stems:
+            raise BandaError(f"--stems {args.stems!r}: no stem names given (this model separates {', '.join(separator.stems)})")
         separator._stem_index(stems)  # fail fast on a wrong stem name
         stems = list(dict.fromkeys(stems))
-    out = Path(args.out)
     all_outputs = output_paths(pairs, stems, out, args.filename, args.format)
+    setup_logging()
+    for track, message in failed.items():
+        log.error("skipped %s", message)
     from tqdm import tqdm
 
     for (track, path), outputs in tqdm(list(zip(pairs, all_outputs)), desc="tracks", unit="track",
-                                       disable=args.no_progress or len(pairs) == 1, dynamic_ncols=True):
+                                       disable=args.no_progress or len(pairs) <= 1, dynamic_ncols=True):
         t0 = time.time()
-        clipped = separator.separate_file(path, outputs, fmt=args.format, bit_depth=args.bit_depth, clip=args.clip,
-                                          complement=complement)
+        try:
+            clipped = separator.separate_file(path, outputs, fmt=args.format, bit_depth=args.bit_depth, clip=args.clip,
+                                              complement=complement)
+        except BandaError as e:
+            if not args.keep_going:
+                raise
+            failed[track] = str(e)
+            log.error("skipped %s", e)
+            continue
         log.info("%s -> %s (%.1f s)", path, out / args.filename.format(track=track, stem="*", ext=args.format), time.time() - t0)
         for stem, n in clipped.items():
             if n:
                 log.warning("%s: %d samples of %s were outside [-1, 1] and clamped (use --bit-depth 32 to keep them)", track, n, stem)
+    if failed:
+        raise BandaError(f"{len(failed)} of {total} tracks failed "
+                         f"and were skipped: {', '.join(failed)} (see the errors above)")
     return 0
 
 

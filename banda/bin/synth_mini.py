@@ -12,14 +12,14 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import parse_args_with_config, run_main, setup_logging
+from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..synth import SAMPLE_RATE, synthesize_dataset
 
 PROG = "banda-synth-mini"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder (gets train/, test/ and tracks.tsv)")
     p.add_argument("--num-train", type=int, default=24, help="number of training tracks (default 24)")
     p.add_argument("--num-test", type=int, default=6, help="number of test tracks (default 6)")

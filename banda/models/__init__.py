@@ -42,31 +42,109 @@ def make_archive(model: torch.nn.Module, name: str, params: Dict[str, Any], stat
         "format_version": 1,
         "model": {"name": name, "params": params},
         "state_dict": {k: v.detach().cpu() for k, v in (state_dict or model.state_dict()).items()},
-        "versions": {"banda": __version__, "torch": torch.__version__},
+        "versions": {"banda": __version__, "torch": str(torch.__version__)},
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         **meta,
     }
 
 
-def read_archive(path) -> Dict[str, Any]:
+def safe_torch_load(path, map_location="cpu", what: str = "model file"):
+    """``torch.load(weights_only=True)``: tensors and plain data only, never code.
+
+    A file that holds anything else (a pickled class, a ``__reduce__`` that would run a
+    command) is refused with a :class:`BandaError` naming the file; so is an unreadable one.
+    """
+    import pickle
+
     path = Path(path)
     if not path.is_file():
-        raise BandaError(f"{path}: model file not found")
+        raise BandaError(f"{path}: {what} not found")
     try:
-        archive = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise BandaError(f"{path}: not a readable model archive ({type(e).__name__}: {e})") from None
+        # Archives written before banda stored plain strings hold torch's version as a
+        # TorchVersion (a str subclass): the one class allowed beyond tensors and plain data.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        detail = str(e).split("\n")
+        culprit = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0].strip())
+        if "Weights only load failed" in str(e) and culprit:
+            raise BandaError(f"{path}: refused: the {what} holds more than tensors and plain data ({culprit[:160]}); "
+                             "banda never runs code from a model file") from None
+        raise BandaError(f"{path}: not a readable {what} ({_short(e)})") from None
+    except Exception as e:  # truncated zip, not a torch file at all, ...
+        raise BandaError(f"{path}: not a readable {what} ({type(e).__name__}: {_short(e)})") from None
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def read_archive(path) -> Dict[str, Any]:
+    """Read and check a banda model archive (``weights_only``: no code runs from it)."""
+    path = Path(path)
+    archive = safe_torch_load(path, what="model archive")
     if not isinstance(archive, dict) or archive.get("format") != ARCHIVE_FORMAT:
         raise BandaError(f"{path}: not a banda model archive (no '{ARCHIVE_FORMAT}' header)")
+    spec, state = archive.get("model"), archive.get("state_dict")
+    if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("params"), dict)):
+        raise BandaError(f"{path}: model archive without a model name and params (a damaged or hand-made file?)")
+    if not (isinstance(state, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items())):
+        raise BandaError(f"{path}: model archive without weights (its state_dict is missing or not all tensors)")
     return archive
 
 
-def model_from_archive(archive: Dict[str, Any]) -> torch.nn.Module:
+def model_from_archive(archive: Dict[str, Any], where="model archive") -> torch.nn.Module:
+    """Build the archive's model and load its weights; a mismatch is a :class:`BandaError`
+    whose message starts with ``where`` (the archive's path)."""
     spec = archive["model"]
-    model = build_model(spec["name"], spec["params"])
-    model.load_state_dict(archive["state_dict"])
+    try:
+        cls = MODELS.get(spec["name"])
+    except BandaError as e:
+        raise BandaError(f"{where}: {e}") from None
+    params = dict(spec["params"])
+    try:
+        check_params(cls, {k: v for k, v in params.items() if k not in TOP_LEVEL_PARAMS}, "model.params", skip=TOP_LEVEL_PARAMS)
+    except BandaError as e:
+        raise BandaError(f"{where}: {e} (an archive from a newer banda, or a damaged one?)") from None
+    stems = params.get("stems")
+    if "stems" in params:
+        _check_stem_names(stems, where)
+    try:
+        model = cls(**params)
+    except BandaError as e:
+        raise BandaError(f"{where}: {e}") from None
+    except (TypeError, ValueError, KeyError) as e:
+        raise BandaError(f"{where}: cannot build model {spec['name']!r} from the archive's params ({_short(e)})") from None
+    own = model.state_dict()
+    state = archive["state_dict"]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise BandaError(f"{where}: weights do not fit model {spec['name']!r}: " + "; ".join(parts))
+    model.load_state_dict(state)
     model.eval()
     return model
+
+
+def _check_stem_names(stems, where) -> None:
+    """Stem names become file names: plain, distinct, non-empty names only."""
+    if not isinstance(stems, (list, tuple)) or not stems:
+        raise BandaError(f"{where}: the model's stems must be a non-empty list, got {stems!r}")
+    for s in stems:
+        if not isinstance(s, str) or not s.strip() or s != s.strip() or any(c in s for c in "./\\\0:") or s in (".", ".."):
+            raise BandaError(f"{where}: stem name {s!r} cannot be a file name or module name (no '.', '/', '\\', ':', not empty)")
+    if len(set(stems)) != len(stems):
+        raise BandaError(f"{where}: stem names repeat: {stems}")
 
 
 # Weights looked for, in order, when a model is given as an experiment directory.
@@ -100,7 +178,7 @@ def load_model(path, device: Optional[str] = None) -> torch.nn.Module:
 
         return load_openunmix(path, device=device)
     archive = read_archive(path)
-    model = model_from_archive(archive)
+    model = model_from_archive(archive, where=path)
     return model.to(device) if device else model
 
 

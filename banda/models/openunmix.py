@@ -317,10 +317,9 @@ def _order(names: Iterable[str]) -> List[str]:
 
 
 def _load_state(path: Path) -> Dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise BandaError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
+    from . import safe_torch_load
+
+    state = safe_torch_load(path, what="weights file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
         state = state["state_dict"]
     need = ("input_mean", "fc1.weight", "output_mean", "lstm.weight_ih_l0")
@@ -378,6 +377,12 @@ def _read_folder(folder, targets: Optional[Sequence[str]] = None, **wiener_optio
     absent = [k for k in SEPARATOR_KEYS if k not in sep]
     if absent:
         raise BandaError(f"{sep_path}: no {', '.join(absent)} (an Open-Unmix separator.json has {', '.join(SEPARATOR_KEYS)})")
+    for key in SEPARATOR_KEYS:
+        value = sep[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != int(value):
+            raise BandaError(f"{sep_path}: {key} must be a positive whole number, got {value!r}")
+    if "targets" in sep and not (isinstance(sep["targets"], list) and all(isinstance(t, str) for t in sep["targets"])):
+        raise BandaError(f"{sep_path}: targets must be a list of names, got {sep['targets']!r}")
     unknown = set(wiener_options) - set(PUBLISHED_WIENER)
     if unknown:
         raise TypeError(f"unknown Open-Unmix option(s) {sorted(unknown)} (known: {', '.join(PUBLISHED_WIENER)})")
