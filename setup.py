@@ -17,8 +17,8 @@ setup(
     packages=find_packages(include=["banda", "banda.*"]),
     python_requires=">=3.9",
     install_requires=[
-        "torch>=2.4",
-        "torchaudio>=2.4",
+        "torch>=2.5",  # torch.serialization.safe_globals
+        "torchaudio>=2.5",
         "numpy>=1.23",
         "soundfile>=0.12",
         "pyyaml>=6.0",

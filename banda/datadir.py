@@ -64,7 +64,7 @@ def stem_names(data_dir: PathLike) -> List[str]:
     """The stems of a data dir: every ``<stem>.scp`` except ``mix.scp``, sorted."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: data directory does not exist")
+        raise DataError(f"{data_dir}: " + ("not a data directory (a file)" if data_dir.exists() else "data directory does not exist"))
     return sorted(p.stem for p in data_dir.glob("*.scp") if p.stem != MIX)
 
 
@@ -126,14 +126,15 @@ def _read_tables(data_dir: PathLike) -> Dict[str, Dict[str, str]]:
     return tables
 
 
-def validate_data_dir(data_dir: PathLike, check_audio: bool = True) -> List[str]:
+def validate_data_dir(data_dir: PathLike, check_audio: bool = True, sample_rate: Optional[int] = None) -> List[str]:
     """Check a data dir; raise :class:`DataError` naming the file and id of the first problem.
 
     Checks, in this order: ``mix.scp``, ``utt2num_samples`` and at least one ``<stem>.scp``
     exist; every id table is sorted in ``LC_ALL=C`` byte order with unique ids; all tables
     have the same ids; ``utt2num_samples`` holds positive integers; every audio file exists;
-    and with ``check_audio``, every mixture has ``utt2num_samples`` samples and every stem has
-    the mixture's sample rate and length (read from the headers only).
+    and with ``check_audio``, every audio file can be opened and read as audio, every mixture
+    has ``utt2num_samples`` samples (and ``sample_rate``, if given) and every stem has the
+    mixture's sample rate and length (read from the headers only).
 
     Returns:
         Warnings that do not make the data dir unusable (a stem whose channel count differs
@@ -153,10 +154,16 @@ def validate_data_dir(data_dir: PathLike, check_audio: bool = True) -> List[str]
     from .errors import AudioError
 
     def info(name: str, key: str):
+        path = tables[name][key]
         try:
-            return audio_info(tables[name][key])
-        except AudioError as e:
-            raise DataError(f"{data_dir / name}: id {key!r}: {e}") from None
+            with open(path, "rb"):  # an OS-level reason, rather than libsndfile's "System error."
+                pass
+            return audio_info(path)
+        except OSError as e:
+            raise DataError(f"{data_dir / name}: id {key!r}: cannot open {path} ({e.strerror or e})") from None
+        except AudioError as e:  # "<path>: cannot read audio header (Error opening '<path>': <reason>)"
+            reason = str(e).partition("cannot read audio header (")[2][:-1].replace(f"Error opening '{path}': ", "") or str(e)
+            raise DataError(f"{data_dir / name}: id {key!r}: {path} is not a readable audio file ({reason})") from None
 
     mix_name = f"{MIX}.scp"
     for key, num_samples in tables[NUM_SAMPLES].items():
@@ -166,6 +173,9 @@ def validate_data_dir(data_dir: PathLike, check_audio: bool = True) -> List[str]
                 f"{data_dir / mix_name}: id {key!r}: {tables[mix_name][key]} has {mix.frames} samples "
                 f"but {NUM_SAMPLES} says {num_samples}"
             )
+        if sample_rate and mix.sample_rate != sample_rate:
+            raise DataError(f"{data_dir / mix_name}: id {key!r}: {tables[mix_name][key]} has sample rate "
+                            f"{mix.sample_rate} Hz, expected {sample_rate} Hz")
         for name in scps[1:]:
             stem = info(name, key)
             path = tables[name][key]

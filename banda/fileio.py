@@ -95,9 +95,33 @@ def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        _raise_if_disk_full(e, path)
         raise
+
+
+def _raise_if_disk_full(e: BaseException, path: Path) -> None:
+    """Writers report a full disk in their own words (libsndfile: "System error.", torch:
+    "PytorchStreamWriter failed writing file"); say what it is, naming the file."""
+    import errno
+
+    from .errors import BandaError
+
+    if isinstance(e, BandaError) or not isinstance(e, (OSError, RuntimeError)):
+        return
+    full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if not full:
+        try:
+            st = os.statvfs(path.parent)
+            full = st.f_bavail * st.f_frsize < DISK_FULL_BYTES
+        except OSError:
+            return
+    if full:
+        raise BandaError(f"{path}: cannot write, no space left on the device (free some space or choose another folder)") from None
+
+
+DISK_FULL_BYTES = 1 << 20  # a write that fails with less free space than this is reported as a full disk
 
 
 @contextlib.contextmanager
@@ -106,6 +130,10 @@ def temp_file(suffix: str = ".tmp", folder: Optional[PathLike] = None) -> Iterat
     tmp = temp_file_path(folder if folder is not None else tempfile.gettempdir(), prefix="banda", suffix=suffix)
     try:
         yield tmp
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        _raise_if_disk_full(e, tmp)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

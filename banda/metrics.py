@@ -7,12 +7,13 @@ channel) and computes in float64 numpy. What each number means (see also
 ``sdr`` -> :func:`usdr`
     MDX "new SDR" (uSDR, global SDR): ``10 log10((sum s^2 + eps) / (sum (s - shat)^2 + eps))``
     over all channels and samples of the whole signal, ``eps = 1e-7``. Not scale-invariant.
-    Aggregated as the mean over tracks.
+    Aggregated as the mean over tracks. Missing for a silent reference.
 ``si_sdr`` -> :func:`si_sdr`
     Scale-invariant SDR. Each channel is made zero-mean, then the channels are concatenated
     into one vector and a single scale ``alpha`` projects the estimate onto the reference
     (the multichannel signal is treated as one signal, not scored per channel and averaged).
     Aggregated as the mean over tracks; ``si_sdri`` is the improvement over the mixture.
+    Missing for a silent reference or a silent estimate (0/0).
 ``bss_eval`` -> :func:`bss_eval_v4`
     BSS-Eval v4 images (museval 0.4.1, ``mode='v4'``): one time-invariant 512-tap distortion
     filter per source over the whole track, SDR/ISR/SIR/SAR per 1 s frame. The numbers
@@ -20,12 +21,20 @@ channel) and computes in float64 numpy. What each number means (see also
     them), so evaluating ``vocals`` with ``accompaniment`` gives other vocals numbers than
     with ``drums, bass, other``. Per track: median over frames ignoring NaN
     (:func:`frame_median`); per stem: median over tracks (:func:`median_over_tracks`) = cSDR.
+    A stem whose reference or estimate is silent is NaN and left out of the set the other
+    stems of the track are scored with (museval refuses such a source altogether); SIR is
+    missing where a single stem is left (museval: +inf).
 ``pesq`` / ``pesq_nb`` -> :func:`pesq_score`
     P.862.2 wide-band / P.862.1 narrow-band MOS-LQO from ``pesq`` 0.0.4. Mono (channel mean).
     ``None`` when undefined (silent or too-short input): such items are counted as missing,
     never averaged in.
 ``stoi`` / ``estoi`` -> :func:`stoi_score`
     STOI / extended STOI from ``pystoi`` 0.4.1, mono; ``None`` when undefined.
+
+Missing values: every pair metric returns ``None`` where it is undefined, and
+``banda-evaluate`` writes ``nan`` and counts it as missing, never averaging it in (an
+improvement is missing where either of its two values is). "Silent" is one rule for all
+metrics: :func:`is_silent`, mean power below :data:`SILENCE_POWER`.
 """
 import functools
 import importlib.util
@@ -39,9 +48,12 @@ from .audio import as_channels_first
 from .errors import ConfigError
 
 __all__ = [
+    "SILENCE_POWER",
+    "is_silent",
     "si_sdr",
     "usdr",
     "bss_eval_v4",
+    "bss_eval_scorable",
     "frame_median",
     "median_over_tracks",
     "pesq_score",
@@ -66,6 +78,18 @@ def _pair(reference, estimate):
     return s, e
 
 
+#: mean power (mean square over channels and samples, full scale 1.0) below which a signal is
+#: silent (:func:`is_silent`): -120 dBFS, below the noise floor of 16-bit audio (about -101 dBFS)
+SILENCE_POWER = 1e-12
+
+
+def is_silent(x) -> bool:
+    """Whether ``x`` (``(channels, time)``, or 1-D) has no samples or a mean power below
+    :data:`SILENCE_POWER`: a metric that is undefined on such a signal reports it as missing."""
+    a = _as_array(x)
+    return a.size == 0 or float(np.mean(a * a)) < SILENCE_POWER
+
+
 def _mono_pair(reference, estimate):
     """Channel means of both signals, cut to their common length."""
     s, e = _as_array(reference).mean(axis=0), _as_array(estimate).mean(axis=0)
@@ -76,27 +100,36 @@ def _mono_pair(reference, estimate):
 # --------------------------------------------------------------------------- SDR family
 
 
-def si_sdr(reference, estimate, eps: float = 1e-8) -> float:
+def si_sdr(reference, estimate, eps: float = 1e-8) -> Optional[float]:
     """Scale-invariant SDR in dB of ``estimate`` against ``reference`` (same shape).
 
     Each channel is made zero-mean; the channels are then treated jointly as one vector:
     ``alpha = <shat, s> / (<s, s> + eps)``, target ``alpha s``, and
     ``10 log10((|alpha s|^2 + eps) / (|shat - alpha s|^2 + eps))``.
     ``eps`` bounds the result: a perfectly scaled copy gives a large finite value
-    (about ``10 log10(|alpha s|^2 / eps)``), a silent reference a very low one.
+    (about ``10 log10(|alpha s|^2 / eps)``). ``None`` (missing) where the zero-mean
+    reference or estimate is silent (:func:`is_silent`): the ratio would only measure ``eps``.
     """
     s, e = _pair(reference, estimate)
     s = (s - s.mean(axis=-1, keepdims=True)).ravel()
     e = (e - e.mean(axis=-1, keepdims=True)).ravel()
+    if is_silent(s) or is_silent(e):
+        return None
     alpha = np.dot(e, s) / (np.dot(s, s) + eps)
     target = alpha * s
     noise = e - target
     return float(10.0 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
 
 
-def usdr(reference, estimate, eps: float = 1e-7) -> float:
-    """MDX "new SDR" (uSDR) in dB over all channels: ``10 log10((Σs²+eps) / (Σ(s−ŝ)²+eps))``."""
+def usdr(reference, estimate, eps: float = 1e-7) -> Optional[float]:
+    """MDX "new SDR" (uSDR) in dB over all channels: ``10 log10((Σs²+eps) / (Σ(s−ŝ)²+eps))``.
+
+    ``None`` (missing) for a silent reference (:func:`is_silent`); a silent estimate of a
+    non-silent reference is a defined 0 dB.
+    """
     s, e = _pair(reference, estimate)
+    if is_silent(s):
+        return None
     num = np.sum(s * s) + eps
     den = np.sum((s - e) ** 2) + eps
     return float(10.0 * np.log10(num / den))
@@ -171,9 +204,11 @@ def bss_eval_v4(
         win, hop: frame length and hop in samples (default ``sample_rate``).
     Returns:
         ``{'SDR', 'ISR', 'SIR', 'SAR'}`` -> float64 arrays ``(n_src, n_frames)`` in dB. As in
-        museval, a frame in which any reference or estimate is silent is NaN for every
-        source; a source whose reference is silent throughout makes the whole track NaN
-        (museval raises there). The values depend on which sources are passed together.
+        museval, a frame in which any reference or estimate is all zeros is NaN for every
+        source. A source that museval cannot score (:func:`bss_eval_scorable` false: its
+        reference or estimate is silent) is NaN throughout and the others are evaluated
+        together without it. SIR is NaN where only one source is evaluated (no interferer;
+        museval gives +inf). The values depend on which sources are evaluated together.
     """
     refs = np.stack([_as_array(r) for r in references])
     ests = np.stack([_as_array(e) for e in estimates])
@@ -188,15 +223,25 @@ def bss_eval_v4(
     hop = int(hop or win)
     if n == 0:
         raise ValueError("bss_eval_v4: empty references")
-    if not np.all(np.any(refs.reshape(refs.shape[0], -1) != 0, axis=1)):
-        # museval refuses an all-zero reference source; it scores a frame in which any
-        # reference is silent as NaN for every source, so the whole track is NaN here
-        n_frames = int(np.floor((n - win + hop) / hop)) if win < n else 1
-        return {k: np.full((refs.shape[0], n_frames), np.nan) for k in BSS_EVAL_KEYS}
-    evaluate = _museval_evaluate()
-    # museval layout: (n_src, n_samples, n_chan)
-    out = evaluate(refs.transpose(0, 2, 1), ests.transpose(0, 2, 1), win=win, hop=hop, mode="v4")
-    return {k: np.asarray(v, dtype=np.float64).reshape(refs.shape[0], -1) for k, v in zip(BSS_EVAL_KEYS, out)}
+    n_frames = int(np.floor((n - win + hop) / hop)) if win < n else 1  # museval's Framing.nwin
+    out = {k: np.full((refs.shape[0], n_frames), np.nan) for k in BSS_EVAL_KEYS}
+    keep = [i for i in range(refs.shape[0]) if bss_eval_scorable(refs[i], ests[i])]
+    if keep:
+        evaluate = _museval_evaluate()
+        # museval layout: (n_src, n_samples, n_chan)
+        res = evaluate(refs[keep].transpose(0, 2, 1), ests[keep].transpose(0, 2, 1), win=win, hop=hop, mode="v4")
+        for k, v in zip(BSS_EVAL_KEYS, res):
+            out[k][keep] = np.asarray(v, dtype=np.float64).reshape(len(keep), n_frames)
+        if len(keep) == 1:  # no other source to interfere with: museval's SIR is +inf
+            out["SIR"][:] = np.nan
+    return out
+
+
+def bss_eval_scorable(reference, estimate) -> bool:
+    """Whether museval can score this source (``(channels, time)`` each): neither signal is
+    silent (:func:`is_silent`), nor has a channel sum that is zero throughout (museval's own
+    silence test, which it refuses with an error)."""
+    return not any(is_silent(x) or not np.any(_as_array(x).sum(axis=0)) for x in (reference, estimate))
 
 
 def frame_median(frames) -> Union[float, np.ndarray]:
@@ -248,7 +293,7 @@ def pesq_score(reference, estimate, sample_rate: int, mode: str = "wb") -> Optio
 
         s, e = resample(s, rate, 16000), resample(e, rate, 16000)
         rate = 16000
-    if s.size == 0 or not np.any(s):
+    if is_silent(s):
         return None
     try:
         score = pesq(rate, s, e, mode)
@@ -271,7 +316,7 @@ def stoi_score(reference, estimate, sample_rate: int, extended: bool = False) ->
     from pystoi import stoi
 
     s, e = _mono_pair(reference, estimate)
-    if s.size == 0 or not np.any(s):
+    if is_silent(s):
         return None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -11,7 +11,16 @@ Experiment directory layout (written by rank 0 only)::
     exp/<tag>/best.pth, averaged.pth, last.pth   model archives
 
 Resume is the default: a ``checkpoint.pth`` in the exp dir is continued. ``init_param``
-(fine-tuning) only loads weights into a fresh run and is never applied on resume.
+(fine-tuning) only loads weights into a fresh run and is never applied on resume. The
+checkpoint stores the resolved config: on resume only the keys in :data:`RESUME_SAFE_KEYS`
+(run-time settings: epochs, device, logging, loader workers, ...) may differ from it; those
+changes are logged and written to ``config.yaml``, any other change is refused (a resumed
+optimizer and scheduler would silently keep the old hyper-parameters).
+
+Checkpoints and ``init_param`` files are read with ``torch.load(weights_only=True)``: a file
+holding anything but tensors and plain data (a pickle that would run code) is refused.
+The train and valid data dirs are validated (:func:`banda.datadir.validate_data_dir`, audio
+headers included) before the first step, so a bad file fails at once, not hours in.
 
 Test hook: with the environment variable ``BANDA_TEST_KILL_AT_STEP=N`` the process exits
 abruptly (``os._exit(137)``, like a SIGKILL) right after step ``N`` and its periodic
@@ -21,6 +30,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -31,11 +41,12 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import fileio
-from .config import OPEN, dump_yaml
+from .config import OPEN, dump_yaml, load_yaml, to_plain
+from .datadir import read_scp, validate_data_dir
 from .data import FixedChunkDataset, RandomMixDataset
-from .errors import BandaError, ConfigError
+from .errors import BandaError, ConfigError, DataError
 from .losses import LossHandler, si_sdr_db
-from .models import build_model, make_archive, model_params, read_archive
+from .models import build_model, make_archive, model_params, read_archive, safe_torch_load
 
 log = logging.getLogger("banda.train")
 
@@ -86,7 +97,60 @@ SCHEDULERS = ("constant", "epoch_step", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 BEST_METRICS = {"si_sdr": "max", "loss": "min"}
+# Keys that may differ from the checkpoint's config on resume: they change how the run is
+# carried out, not what it computes (train.max_epochs extends or shortens the run, and with
+# it a cosine schedule; the data dirs may move, e.g. to a node's local disk).
+RESUME_SAFE_KEYS = (
+    "data.train_dir", "data.valid_dir",
+    "train.max_epochs", "train.device", "train.log_every", "train.audio_examples", "train.checkpoint_every_steps",
+    "train.early_stop_patience", "train.compile", "train.compile_mode", "train.max_nonfinite", "data.num_workers",
+)
 
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _pair(lo, hi):
+    return lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_finite, v)) and lo(v[0]) and hi(v[0], v[1])
+
+
+# key -> (what it must be, test); numbers must also be finite (no .nan, .inf)
+NUMERIC_RULES = {
+    "sample_rate": ("a positive integer", lambda v: v > 0),
+    "optim.lr": ("a positive number", lambda v: v > 0),
+    "optim.weight_decay": ("a number >= 0", lambda v: v >= 0),
+    "optim.betas": ("two numbers in [0, 1)", _pair(lambda b: 0 <= b < 1, lambda b1, b2: 0 <= b2 < 1)),
+    "optim.clip_grad_norm": ("a number >= 0 (0 or null: no clipping)", lambda v: v >= 0),
+    "scheduler.gamma": ("a positive number", lambda v: v > 0),
+    "scheduler.every_epochs": ("an integer >= 1", lambda v: v >= 1),
+    "scheduler.warmup_steps": ("an integer >= 0", lambda v: v >= 0),
+    "scheduler.min_lr_ratio": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "data.chunk_seconds": ("a positive number", lambda v: v > 0),
+    "data.valid_chunk_seconds": ("a positive number", lambda v: v > 0),
+    "data.items_per_epoch": ("an integer >= 1", lambda v: v >= 1),
+    "data.batch_size": ("an integer >= 1", lambda v: v >= 1),
+    "data.num_workers": ("an integer >= 0", lambda v: v >= 0),
+    "data.valid_max_chunks": ("an integer >= 0 (0 or null: all chunks)", lambda v: v >= 0),
+    "data.gain_db": ("[low, high] in dB with low <= high", _pair(lambda lo: True, lambda lo, hi: lo <= hi)),
+    "data.channel_swap": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
+    "data.polarity": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
+    "data.stem_drop": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
+    "data.min_target_db": ("a number (dBFS)", lambda v: True),
+    "data.max_redraws": ("an integer >= 0", lambda v: v >= 0),
+    "train.max_epochs": ("an integer >= 0 (0: save the initial weights only)", lambda v: v >= 0),
+    "train.seed": ("an integer in [0, 2**32)", lambda v: 0 <= v < 2**32),
+    "train.log_every": ("an integer >= 1", lambda v: v >= 1),
+    "train.keep_best": ("an integer >= 0", lambda v: v >= 0),
+    "train.early_stop_patience": ("an integer >= 0 (0: off)", lambda v: v >= 0),
+    "train.max_nonfinite": ("an integer >= 1", lambda v: v >= 1),
+    "train.checkpoint_every_steps": ("an integer >= 0 (0: at epoch ends only)", lambda v: v >= 0),
+    "train.audio_examples": ("an integer >= 0", lambda v: v >= 0),
+}
+NULLABLE = ("optim.clip_grad_norm", "data.valid_max_chunks")
+CHECKPOINT_KEYS = frozenset(("model", "optimizer", "scheduler", "scaler", "rng", "state", "model_spec"))
+_reconstruct = (getattr(np, "_core", None) or np.core).multiarray._reconstruct
+LEGACY_NUMPY_GLOBALS = [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # the MT19937 keys
 
 # Test hook (see the module docstring): exit abruptly after this step.
 KILL_AT_STEP_ENV = "BANDA_TEST_KILL_AT_STEP"
@@ -103,6 +167,34 @@ def _dist_info():
     return world, rank, local_rank
 
 
+def _get(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def _flatten(cfg, prefix: str = "") -> Dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out = {}
+    for k, v in cfg.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _check_numbers(cfg):
+    for key, (want, ok) in NUMERIC_RULES.items():
+        value = _get(cfg, key)
+        if value is None and key in NULLABLE:
+            continue
+        pair = isinstance(_get(TRAIN_DEFAULTS, key), list)  # its test checks the items
+        if not ((pair or _finite(value)) and ok(value)):
+            raise ConfigError(f"{key} must be {want}, not {value!r}")
+    for i, term in enumerate(cfg["loss"] if isinstance(cfg["loss"], list) else []):
+        weight = term.get("weight", 1.0) if isinstance(term, dict) else 1.0
+        if not (_finite(weight) and weight >= 0):
+            raise ConfigError(f"loss[{i}].weight must be a number >= 0, not {weight!r}")
+
+
 def _check_choices(cfg):
     if cfg["optim"]["name"] not in OPTIMIZERS:
         raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, not {cfg['optim']['name']!r}")
@@ -116,6 +208,13 @@ def _check_choices(cfg):
         raise ConfigError(f"train.best_metric must be one of {', '.join(BEST_METRICS)}")
     if cfg["channels"] not in (1, 2):
         raise ConfigError(f"channels must be 1 or 2, not {cfg['channels']!r}")
+    stems = cfg["stems"]
+    if not (isinstance(stems, list) and stems and all(isinstance(s, str) and s for s in stems) and len(set(stems)) == len(stems)):
+        raise ConfigError(f"stems must be a non-empty list of distinct names, not {stems!r}")
+    device = cfg["train"]["device"]
+    if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", device)):
+        raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, not {device!r}")
+    _check_numbers(cfg)
 
 
 def complete_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -145,6 +244,17 @@ def _lr_lambda(sched: Dict[str, Any], steps_per_epoch: int, total_steps: int):
         return scale
 
     return factor
+
+
+def _load_pth(path: Path, what: str, hint: str = "", map_location="cpu"):
+    """``torch.load(weights_only=True)`` (:func:`banda.models.safe_torch_load`): a file holding code,
+    or no torch file at all, is a :class:`BandaError` naming it. The numpy array of the RNG state
+    in checkpoints of earlier versions is the one thing allowed beyond tensors and plain data."""
+    try:
+        with torch.serialization.safe_globals(LEGACY_NUMPY_GLOBALS):
+            return safe_torch_load(path, map_location=map_location, what=what)
+    except BandaError as e:
+        raise BandaError(f"{e}; {hint}" if hint else str(e)) from None
 
 
 def _spectrogram_image(audio: torch.Tensor) -> torch.Tensor:
@@ -235,6 +345,7 @@ class Trainer:
         if d["batch_size"] % self.world:
             raise ConfigError(f"data.batch_size {d['batch_size']} is the global batch and must divide by the {self.world} processes")
         self.local_batch = d["batch_size"] // self.world
+        self._validate_data()
         self.train_set = RandomMixDataset(
             d["train_dir"], cfg["stems"], cfg["sample_rate"], cfg["channels"], d["chunk_seconds"], d["items_per_epoch"],
             seed=seed, random_mix=d["random_mix"], gain_db=d["gain_db"], channel_swap=d["channel_swap"],
@@ -256,20 +367,44 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg["scheduler"], self.steps_per_epoch, total))
         self.state = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "best": [], "bad_epochs": 0, "nonfinite_total": 0, "finished": False}
 
+    def _validate_data(self):
+        """Check the train and valid data dirs up front (every file there and readable, sorted
+        unique ids, equal lengths across a track's files, the config's sample rate; training
+        tracks at least one chunk long), so a bad file fails now, not when first drawn."""
+        cfg, d = self.cfg, self.cfg["data"]
+        for data_dir in (d["train_dir"], d["valid_dir"]):
+            if data_dir:
+                for warning in validate_data_dir(data_dir, sample_rate=cfg["sample_rate"]):
+                    log.warning("%s", warning)
+        chunk = int(round(d["chunk_seconds"] * cfg["sample_rate"]))
+        lengths = Path(d["train_dir"]) / "utt2num_samples"
+        for key, n in read_scp(lengths).items():
+            if int(n) < chunk:
+                raise DataError(f"{lengths}: track {key!r} has {n} samples ({int(n) / cfg['sample_rate']:.2f} s), less than one "
+                                f"training chunk (data.chunk_seconds {d['chunk_seconds']}); lower it or leave the track out")
+
     # ----------------------------------------------------------------- state
     def _checkpoint_path(self) -> Path:
         return self.exp_dir / "checkpoint.pth"
 
     def _rng_state(self):
-        state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        # plain tensors, ints and tuples only: the checkpoint loads with weights_only=True
+        _, keys, pos, has_gauss, gauss = np.random.get_state()
+        numpy_state = {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                       "gauss": float(gauss)}
+        state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def _set_rng_state(self, state):
         torch.set_rng_state(state["torch"].cpu())
-        np.random.set_state(state["numpy"])
-        random.setstate(state["python"])
+        n = state["numpy"]
+        if isinstance(n, dict):
+            n = ("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+        np.random.set_state(n)  # (a tuple in checkpoints of earlier versions)
+        version, internal, gauss_next = state["python"]
+        random.setstate((version, tuple(internal), gauss_next))
         if "cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"].cpu(), self.device)
 
@@ -285,25 +420,53 @@ class Trainer:
                 "rng": self._rng_state(),
                 "state": self.state,
                 "model_spec": self.model_spec,
+                "config": to_plain(self.cfg),
             },
             self._checkpoint_path(),
         )
 
     def _load_checkpoint(self) -> bool:
         path = self._checkpoint_path()
+        hint = "use a new exp dir or --resume false"
+        if path.exists() and not path.is_file():
+            raise BandaError(f"{path}: not a file, so no checkpoint can be written there; remove it or use a new exp dir")
         if not (self.resume and path.is_file()):
             return False
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        ckpt = _load_pth(path, "checkpoint", hint, map_location=self.device)
+        if not (isinstance(ckpt, dict) and CHECKPOINT_KEYS <= ckpt.keys()):
+            raise BandaError(f"{path}: not a banda training checkpoint (keys {', '.join(sorted(CHECKPOINT_KEYS))} expected); {hint}")
         if ckpt["model_spec"] != self.model_spec:
-            raise BandaError(f"{path}: was written for a different model config; use a new exp dir or --resume false")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        self._set_rng_state(ckpt["rng"])
-        self.state = ckpt["state"]
-        log.info("resuming from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
+            raise BandaError(f"{path}: was written for a different model config; {hint}")
+        self._check_resume_config(path, ckpt.get("config"), hint)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            self._set_rng_state(ckpt["rng"])
+            self.state = ckpt["state"]
+            log.info("resuming from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+            raise BandaError(f"{path}: damaged checkpoint ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]}); {hint}") from None
         return True
+
+    def _check_resume_config(self, path: Path, old: Optional[Dict[str, Any]], hint: str):
+        """Refuse a resume whose config differs from the checkpoint's beyond :data:`RESUME_SAFE_KEYS`."""
+        if old is None:  # a checkpoint of an earlier version: compare with the config.yaml written with it
+            if not (self.exp_dir / "config.yaml").is_file():
+                log.warning("%s holds no config and %s is missing: the config cannot be compared", path, self.exp_dir / "config.yaml")
+                return
+            old = load_yaml(self.exp_dir / "config.yaml")
+        old, new = _flatten(to_plain(old)), _flatten(to_plain(self.cfg))
+        changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k, "(unset)") != new.get(k, "(unset)")]
+        fmt = ", ".join
+        refused = [k for k in changed if k not in RESUME_SAFE_KEYS]
+        if refused:
+            raise BandaError(f"{path}: cannot resume with a changed config: "
+                             f"{fmt(f'{k} {old.get(k)!r} -> {new.get(k)!r}' for k in refused)} (a resumed run keeps its "
+                             f"optimizer, scheduler and data; only {fmt(RESUME_SAFE_KEYS)} may change); {hint}")
+        if changed:
+            log.info("resuming with a changed config: %s", fmt(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed))
 
     def _load_init_param(self):
         path = Path(self.init_param)
@@ -316,7 +479,7 @@ class Trainer:
 
             obj = {"state_dict": load_model(path).state_dict()}
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
+            obj = _load_pth(path, "--init_param file")
         state = obj.get("state_dict", obj.get("model", obj)) if isinstance(obj, dict) else None
         if not isinstance(state, dict):
             raise BandaError(f"{path}: no model weights found for --init_param")
@@ -476,6 +639,8 @@ class Trainer:
             log.info("averaged %d best epochs (%s) into %s", len(paths), ", ".join(p.name for p in paths), self.exp_dir / "averaged.pth")
 
     def fit(self) -> Dict[str, Any]:
+        if self.exp_dir.exists() and not self.exp_dir.is_dir():
+            raise ConfigError(f"{self.exp_dir}: the exp dir exists and is not a directory")
         self._setup_device()
         self._setup_logging()
         try:

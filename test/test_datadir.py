@@ -111,6 +111,19 @@ def test_length_and_rate_mismatch(tmp_path):
         validate_data_dir(data)
 
 
+def test_unreadable_audio_and_expected_rate(tmp_path):
+    data = make_data_dir(tmp_path)
+    path = read_scp(data / "vocals.scp")["a2"]
+    Path(path).write_bytes(b"not audio at all")
+    validate_data_dir(data, check_audio=False)  # contents are only checked with audio
+    with pytest.raises(DataError, match=rf"vocals\.scp: id 'a2': {path} is not a readable audio file \(Format not recognised\.\)$"):
+        validate_data_dir(data)
+    write_wav(Path(path), 100)
+    assert validate_data_dir(data, sample_rate=8000) == []
+    with pytest.raises(DataError, match=r"mix\.scp: id 'a1': .* has sample rate 8000 Hz, expected 44100 Hz"):
+        validate_data_dir(data, sample_rate=44100)
+
+
 def test_channel_mismatch_is_a_warning(tmp_path):
     data = make_data_dir(tmp_path)
     write_wav(Path(read_scp(data / "bass.scp")["a1"]), 100, channels=2)

@@ -19,7 +19,10 @@ zero-padded/cut to the reference length, a larger one is an error.
 Outputs (``-o DIR``):
 
 * ``DIR/long.csv``: ``track, stem, metric, value``, one row per track, stem and metric.
-  ``value`` is ``nan`` where the metric is undefined (e.g. PESQ of a silent reference).
+  ``value`` is ``nan`` where the metric is undefined: every metric of a silent reference,
+  SI-SDR and BSS-Eval of a silent estimate (see :mod:`banda.metrics`), PESQ of a too short
+  signal. Such values are counted as ``missing`` in the summary, never averaged in, and a
+  silent reference or estimate is named in a warning.
   Rows ``input_<metric>`` score the unprocessed mixture as the estimate (the baseline;
   ``--no-input-baseline`` skips them).
 * ``DIR/summary.csv``: ``stem, metric, mean, median, count, missing`` over tracks, with
@@ -31,7 +34,11 @@ museval does for a track. The per-track value (``bss_sdr``, ``bss_isr``, ``bss_s
 ``bss_sar``) is the median over 1 s frames ignoring NaN; the summary's ``median`` over
 tracks is the SiSEC cSDR. **The set of stems passed with ``--stems`` changes the numbers**:
 the distortion filters project onto all evaluated references, so ``vocals`` scored with
-``accompaniment`` differs from ``vocals`` scored with ``drums,bass,other``.
+``accompaniment`` differs from ``vocals`` scored with ``drums,bass,other``. A stem whose
+reference or estimate is silent is missing and left out of that set.
+
+Every input file's header and every output path are checked before scoring starts: bad
+input is one line ``banda-evaluate: error: ...`` and exit code 2, with nothing written.
 """
 import argparse
 import logging
@@ -46,10 +53,10 @@ import numpy as np
 
 from .. import metrics as M
 from ..audio import audio_info, read_audio
-from ..cli import parse_args_with_config, run_main, setup_logging
+from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..datadir import MIX, read_scp, stem_names
 from ..errors import AudioError, ConfigError, DataError
-from ..fileio import write_csv, write_text
+from ..fileio import check_output_file, write_csv, write_text
 
 log = logging.getLogger("banda.evaluate")
 
@@ -178,6 +185,8 @@ def _plan(tracks: List[TrackRef], est: Path, stems: List[str], metric_names: Lis
             if not p.is_file():
                 raise DataError(f"{p}: reference file of track {t.name!r}, stem {s!r} does not exist")
             info = _check_file(p, "reference", rate, channels, length, tolerance)
+            if info.frames == 0:
+                raise AudioError(f"{p}: reference of track {t.name!r}, stem {s!r} is empty")
             if rate is None:
                 rate, channels, length = info.sample_rate, info.channels, info.frames
             refs[s] = str(p)
@@ -203,7 +212,7 @@ def _plan(tracks: List[TrackRef], est: Path, stems: List[str], metric_names: Lis
 
 
 def _load(path: str, length: int) -> np.ndarray:
-    audio, _ = read_audio(path, allow_multichannel=True)
+    audio, _ = read_audio(path, allow_multichannel=True, allow_empty=True)
     n = audio.shape[-1]
     if n > length:
         audio = audio[:, :length]
@@ -238,9 +247,9 @@ def expand_metric_names(metric_names: Sequence[str]) -> List[str]:
     return out
 
 
-def _evaluate_track(job: dict) -> List[dict]:
+def _evaluate_track(job: dict) -> dict:
     """Worker: ``{"rows": all rows of one track (model, then ``input_`` baseline, per stem),
-    "inverted": [(stem, scale)] for estimates of inverted polarity}``."""
+    "warnings": messages for the main process to log}``."""
     length, rate, stems = job["length"], job["rate"], job["stems"]
     refs = {s: _load(p, length) for s, p in job["refs"].items()}
     ests = {s: _load(p, length) for s, p in job["ests"].items()}
@@ -256,19 +265,27 @@ def _evaluate_track(job: dict) -> List[dict]:
             for n in names:
                 if (s, prefix + n) in values:
                     rows.append(dict(track=job["track"], stem=s, metric=prefix + n, value=values[(s, prefix + n)]))
-    return {"rows": rows, "inverted": _inverted_stems(refs, ests)}
+    return {"rows": rows, "warnings": _track_warnings(job["track"], refs, ests, rows)}
 
 
-def _inverted_stems(refs: Dict[str, np.ndarray], ests: Dict[str, np.ndarray]) -> List[Tuple[str, float]]:
-    """Stems whose estimate has a negative least-squares scale against the reference: the
-    polarity is inverted, which SI-SDR and BSS-Eval do not see and a remix does."""
+def _track_warnings(track: str, refs: Dict[str, np.ndarray], ests: Dict[str, np.ndarray],
+                    rows: List[dict]) -> List[str]:
+    """Messages for stems whose reference or estimate is silent (naming the values that are
+    missing) and for estimates with a negative least-squares scale against the reference:
+    inverted polarity, which SI-SDR and BSS-Eval do not see and a remix does."""
     out = []
     for s, ref in refs.items():
-        energy = float(np.sum(ref.astype(np.float64) ** 2))
-        if energy > 0:
-            scale = float(np.sum(ests[s].astype(np.float64) * ref)) / energy
+        silent = [what for what, x in (("reference", ref), ("estimate", ests[s])) if M.is_silent(x)]
+        if silent:
+            missing = [r["metric"] for r in rows if r["stem"] == s and math.isnan(r["value"])]
+            out.append(f"{track}: the {s} {' and '.join(silent)} {'are' if len(silent) > 1 else 'is'} silent; "
+                       f"missing: {', '.join(missing) or 'none'}")
+        else:
+            ref64 = ref.astype(np.float64)
+            scale = float(np.sum(ests[s].astype(np.float64) * ref64)) / float(np.sum(ref64 ** 2))
             if scale < 0:
-                out.append((s, scale))
+                out.append(f"{track}: the {s} estimate has inverted polarity (least-squares scale {scale:.3f} "
+                           "against the reference); SI-SDR and BSS-Eval do not see the sign, a remix does")
     return out
 
 
@@ -469,12 +486,12 @@ def evaluate_dirs(
     tracks, available = discover_references(ref)
     stem_list = _select_stems(stems, available, ref)
     plan = _plan(tracks, est, stem_list, metric_names, input_baseline, int(length_tolerance))
-    log.info("evaluating %d tracks, stems %s, metrics %s", len(plan), ",".join(stem_list), ",".join(metric_names))
     results = _run_jobs(plan, int(jobs), progress)
-    for job, result in zip(plan, results):
-        for stem, scale in result["inverted"]:
-            log.warning("%s: the %s estimate has inverted polarity (least-squares scale %.3f against the reference); "
-                        "SI-SDR and BSS-Eval do not see the sign, a remix does", job["track"], stem, scale)
+    # logged after scoring, so that an unreadable sample is the only line a failed run prints
+    log.info("scored %d tracks, stems %s, metrics %s", len(plan), ",".join(stem_list), ",".join(metric_names))
+    for result in results:
+        for message in result["warnings"]:
+            log.warning("%s", message)
     long_rows = [row for result in results for row in result["rows"]]
     return long_rows, summarize(long_rows)
 
@@ -487,7 +504,7 @@ def write_results(out_dir: PathLike, long_rows: Sequence[dict], summary_rows: Se
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="banda-evaluate",
         description="Score separated stems against references (uSDR, SI-SDR, BSS-Eval v4, PESQ, STOI).",
     )
@@ -504,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-md", default=None, help="also write a markdown RESULTS table here")
     p.add_argument("--title", default="Results", help="title of the --results-md file")
     p.add_argument("--system", default="model", help="row label of the evaluated system in --results-md")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none when stderr is not a terminal)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -512,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: Optional[List[str]] = None) -> int:
     args = parse_args_with_config(build_parser(), argv)
     setup_logging(args.verbose)
+    # every output path is checked before hours of scoring (nothing is created here)
+    if args.out:
+        for name in ("long.csv", "summary.csv"):
+            check_output_file(Path(args.out) / name, option="-o")
+    if args.results_md:
+        check_output_file(args.results_md, option="--results-md")
     long_rows, summary_rows = evaluate_dirs(
         args.ref,
         args.est,
@@ -520,7 +544,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         jobs=args.jobs,
         input_baseline=not args.no_input_baseline,
         length_tolerance=args.length_tolerance,
-        progress=not args.no_progress,
+        progress=not args.no_progress and sys.stderr.isatty(),
     )
     if args.out:
         write_results(args.out, long_rows, summary_rows)

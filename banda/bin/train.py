@@ -4,15 +4,18 @@
     banda-train --config conf/train.yaml --print_config
 
 Any config key can be overridden as ``--section.key value`` (the value is parsed as YAML);
-an unknown key is an error naming it. A ``checkpoint.pth`` in the exp dir is resumed
-unless ``--resume false``; ``--init_param`` loads weights for fine-tuning a fresh run.
+an unknown key is an error naming it, and so is an invalid value (a non-finite or negative
+learning rate, ...). A ``checkpoint.pth`` in the exp dir is resumed unless ``--resume false``;
+a resumed run may change only run-time settings (``train.max_epochs``, ``train.device``, ...:
+``banda.train.RESUME_SAFE_KEYS``). ``--init_param`` loads weights for fine-tuning a fresh run.
+The data dirs are validated before the first step.
 Start several processes with ``torchrun --nproc_per_node N -m banda.bin.train ...``.
 """
 import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import run_main, setup_logging
+from ..cli import ArgumentParser, run_main, setup_logging
 from ..config import dump_yaml, resolve
 from ..errors import ConfigError
 
@@ -24,7 +27,7 @@ def _bool(value: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="banda-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="banda-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML config (keys as in --print_config)")
     p.add_argument("--exp_dir", help="experiment directory (required unless --print_config)")
     p.add_argument("--init_param", help="weights to start a fresh run from (model archive, exp dir or state dict)")

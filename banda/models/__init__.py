@@ -7,6 +7,7 @@ Open-Unmix model folder (``separator.json`` + ``<target>.pth`` + ``<target>.json
 :mod:`banda.models.openunmix`).
 """
 import datetime
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -65,12 +66,12 @@ def safe_torch_load(path, map_location="cpu", what: str = "model file"):
         with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        detail = str(e).split("\n")
-        culprit = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line), detail[0].strip())
-        if "Weights only load failed" in str(e) and culprit:
-            raise BandaError(f"{path}: refused: the {what} holds more than tensors and plain data ({culprit[:160]}); "
-                             "banda never runs code from a model file") from None
-        raise BandaError(f"{path}: not a readable {what} ({_short(e)})") from None
+        # Name the refused global only; torch's own advice (allow-list it, or weights_only=False) is not ours to pass on.
+        m = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if m:
+            raise BandaError(f"{path}: refused: the {what} holds more than tensors and plain data (it would call "
+                             f"{m.group(1)}); banda never runs code from a model file") from None
+        raise BandaError(f"{path}: not a readable {what} (damaged or not a torch file)") from None
     except Exception as e:  # truncated zip, not a torch file at all, ...
         raise BandaError(f"{path}: not a readable {what} ({type(e).__name__}: {_short(e)})") from None
 
