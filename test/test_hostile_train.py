@@ -310,3 +310,52 @@ def test_data_dir_is_a_file(tiny_data_dirs, tmp_path, capsys):
     (tmp_path / "afile").write_text("not a data dir")
     one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", "--data.train_dir", tmp_path / "afile"),
              str(tmp_path / "afile"), "not a data directory")
+
+
+def test_checkpoint_temps_of_a_killed_run_are_removed(tiny_data_dirs, tmp_path, capsys):
+    """A run killed while writing checkpoint.pth leaves ``.checkpoint.pth.banda-<host>-<pid>-*``;
+    the next run's first checkpoint write removes it (they used to build up, one per kill)."""
+    import subprocess
+    import sys
+
+    from banda import fileio
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = exp / f".checkpoint.pth.banda-{fileio._HOST}-{dead.pid}-x1y2z3.pth"
+    stale.write_bytes(b"half a checkpoint")
+    fileio._swept.clear()
+    cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, **SECTIONS)
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", exp)
+    assert rc == 0, err[-2000:]
+    assert not stale.exists()
+    assert (exp / "checkpoint.pth").stat().st_mode & 0o777 == fileio.file_mode()
+    assert not [p.name for p in exp.iterdir() if ".banda-" in p.name]
+
+
+def test_sigterm_during_training_leaves_no_temp_files(tiny_data_dirs, tmp_path):
+    """SIGTERM (timeout, scancel) ends training like Ctrl-C: exit 143, no temporary files."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env
+
+    exp = tmp_path / "exp"
+    cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, data={"items_per_epoch": 2000, "valid_dir": None},
+                             train={"max_epochs": 1, "checkpoint_every_steps": 1})
+    proc = subprocess.Popen([sys.executable, "-m", "banda.bin.train", "--config", str(cfg), "--exp_dir", str(exp)],
+                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (exp / "checkpoint.pth").exists():
+        time.sleep(0.05)
+    assert (exp / "checkpoint.pth").exists(), "training never wrote a checkpoint"
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == "banda-train: terminated"
+    assert not [p.name for p in exp.iterdir() if ".banda-" in p.name]
+    torch.load(exp / "checkpoint.pth", weights_only=True)  # the last complete checkpoint is intact
