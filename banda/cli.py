@@ -108,10 +108,15 @@ def parse_args_with_config(parser, argv: Optional[List[str]] = None):
                 raise ConfigError(f"{known.config}: '{key}' takes one value, got {value!r}")
             if action.nargs in ("*", "+") and isinstance(value, (str, int, float)):
                 value = [value]
-            if action.type is not None and value is not None and not isinstance(value, (list, dict)):
+            if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{known.config}: '{key}' must be true or false, got {value!r}")
+            elif value is not None:
+                # as on the command line: each value goes through the option's type (text by default)
+                convert = action.type or str
                 try:
-                    value = action.type(value)
-                except (TypeError, ValueError):
+                    value = [convert(v) for v in value] if isinstance(value, list) else convert(value)
+                except (TypeError, ValueError, argparse.ArgumentTypeError):
                     raise ConfigError(f"{known.config}: invalid value for '{key}': {value!r}") from None
             if action.choices is not None and value is not None and value not in action.choices:
                 raise ConfigError(f"{known.config}: invalid value for '{key}': {value!r} "

@@ -205,13 +205,13 @@ def check_output_file(path: PathLike, inputs: Iterable[PathLike] = (), option: s
     if str(path) in ("", "."):
         raise BandaError(f"{option}: no output file name given")
     resolved = path.resolve()
+    _check_name_lengths(resolved, option)
     if resolved.is_dir():
         raise BandaError(f"{option} {path}: is a folder; give a file name")
     for item in inputs:
         if item is not None and _same_file(resolved, Path(item)):
             raise BandaError(f"{option} {path}: is the input {item}; refusing to overwrite it")
     check_output_dir(resolved.parent, option)
-    _check_name_lengths(resolved, option)
     return resolved
 
 
@@ -243,6 +243,7 @@ def output_under(folder: Path, relative: str, inputs: Iterable[PathLike] = (), w
     if os.path.isabs(relative):
         raise BandaError(f"{what}: {relative!r} is an absolute path; it must stay inside the output folder {folder}")
     path = (folder / relative).resolve()
+    _check_name_lengths(path, what)
     if path == folder or folder not in path.parents:
         raise BandaError(f"{what}: {relative!r} would be written to {path}, outside the output folder {folder}")
     if path.is_dir():
@@ -250,5 +251,4 @@ def output_under(folder: Path, relative: str, inputs: Iterable[PathLike] = (), w
     for item in inputs:
         if _same_file(path, Path(item)):
             raise BandaError(f"{what}: {path} is the input {item}; refusing to overwrite an input")
-    _check_name_lengths(path, what)
     return path

@@ -9,8 +9,6 @@ ends so every real sample lies where the windows sum to one.
 """
 import contextlib
 import math
-import os
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -22,10 +20,12 @@ from tqdm import tqdm
 
 from .audio import BIT_DEPTH_SUBTYPES, FORMATS, audio_info, check_output_format, convert_channels, quantize, resample
 from .errors import AudioError, BandaError
-from .fileio import atomic_path
-from .remix import Complement, mute_gains, weighted_sum
+from .fileio import atomic_path, temp_file
+from .remix import Complement, weighted_sum
 
 Reader = Callable[[int, int], np.ndarray]  # (start, frames) -> (channels, frames), zeros outside the signal
+#: Seconds of audio per block when whole files are resampled or copied (memory per block, not per song).
+BLOCK_SECONDS = 30.0
 
 
 def segment_window(segment: int, overlap: int) -> np.ndarray:
@@ -128,7 +128,7 @@ def file_reader(f: sf.SoundFile, channels: int, name: str) -> Reader:
 
 
 def resample_file(src: Path, dst: Path, new_rate: int, frames: Optional[int] = None, subtype: str = "FLOAT",
-                  fmt: str = "WAV", block_seconds: float = 30.0) -> None:
+                  fmt: str = "WAV", block_seconds: Optional[float] = None) -> None:
     """Resample ``src`` to ``new_rate`` into ``dst`` block by block (constant memory).
 
     Blocks start on multiples of the reduced input period and carry a margin of context on
@@ -139,7 +139,7 @@ def resample_file(src: Path, dst: Path, new_rate: int, frames: Optional[int] = N
         orig, n, ch = f.samplerate, f.frames, f.channels
         g = math.gcd(orig, new_rate)
         period_in, period_out = orig // g, new_rate // g
-        block = period_in * max(1, math.ceil(block_seconds * orig / period_in))
+        block = period_in * max(1, math.ceil((block_seconds or BLOCK_SECONDS) * orig / period_in))
         margin = period_in * math.ceil(1024 / period_in)
         total = frames if frames is not None else math.ceil(n * new_rate / orig)
         written = 0
@@ -175,6 +175,10 @@ class Separator:
         self.sample_rate: int = int(model.sample_rate)
         self.channels: int = int(model.in_channels)
         self.segment = int(round(segment * self.sample_rate))
+        window = int(getattr(getattr(model, "stft", None), "n_fft", 1))
+        if self.segment < window:
+            raise BandaError(f"segment {segment:g} s is shorter than the model's STFT window of {window} samples "
+                             f"({window / self.sample_rate:.3f} s at {self.sample_rate} Hz)")
         self.overlap = overlap
         self.batch_size = batch_size
         self.progress = progress
@@ -212,20 +216,23 @@ class Separator:
         return [self.stems.index(s) for s in stems]
 
     def separate_file(self, path, outputs: Dict[str, Path], fmt: str = "wav", bit_depth: int = 16,
-                      clip: str = "clamp", complement: Optional[Complement] = None) -> Dict[str, int]:
+                      clip: str = "clamp", complement: Optional[Complement] = None,
+                      peaks: Optional[Dict[str, float]] = None) -> Dict[str, int]:
         """Separate the audio file ``path`` into ``outputs`` (stem -> file), streaming.
 
         Outputs have the input's sample rate, channel count and exact length; every file is
         written to a temporary name and renamed at the end, so a failure leaves none behind.
         ``clip``: ``clamp`` limits integer formats to [-1, 1] (the count is returned), ``none``
-        writes as is. Returns the number of clipped samples per output.
+        writes as is. Returns the number of clipped samples per output; ``peaks``, when given,
+        receives each output's peak magnitude (before clamping; NaN if it has NaN).
 
-        ``complement`` adds the output ``complement.name`` (a key of ``outputs``): everything
-        but ``complement.stem``, i.e. ``mixture - stem`` (mode ``mixture``, from the same
-        mixture block the model saw, in the file's channels; when the file is resampled, from
-        the original file and the stem resampled back, so ``stem + complement == mixture``
-        holds at the file's rate) or the sum of the other estimates (mode ``sum``).
-        See :mod:`banda.remix`.
+        ``complement`` adds the output ``complement.name`` (a key of ``outputs``): the model's
+        stems remixed with ``complement``'s gains (``--two-stems``: one stem muted; ``banda-remix
+        -m``: any gains). Mode ``mixture``: ``mixture + sum_s (g_s - 1) stem_s``, from the same
+        mixture block the model saw, in the file's channels; when the file is resampled, only
+        the change ``sum_s (g_s - 1) stem_s`` is resampled back and added to the original
+        file, so ``stem + no_stem == mixture`` holds at the file's rate. Mode ``sum``:
+        ``sum_s g_s stem_s``. See :mod:`banda.remix`.
         """
         path = Path(path)
         info = audio_info(path)
@@ -234,25 +241,27 @@ class Separator:
         if info.channels > 2:
             raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
         stems = list(outputs)
+        gains = None
         if complement is not None:
-            if complement.name not in outputs or complement.name in self.stems or complement.stem not in outputs:
-                raise BandaError(f"complement {complement.name!r} of {complement.stem!r}: both must be outputs, "
-                                 f"and {complement.name!r} not a model stem")
-            model_stems = [s for s in stems if s != complement.name]
-            if complement.mode == "sum":
-                model_stems = list(self.stems)
-        else:
-            model_stems = stems
+            named = [complement.stem] if complement.stem is not None else list(complement.gains)
+            if complement.name not in outputs or complement.name in self.stems or any(s not in self.stems for s in named):
+                raise BandaError(f"complement {complement.name!r} of {', '.join(map(repr, named))}: it must be an "
+                                 f"output and not a model stem, its stems ones of {', '.join(self.stems)}")
+            self._stem_index([s for s in stems if s != complement.name])
+            gains = complement.gain_vector(self.stems)
+        model_stems = list(self.stems) if complement is not None else stems
         idx = self._stem_index(model_stems)
         check_output_format(path, fmt, bit_depth, info.sample_rate)
         subtype = BIT_DEPTH_SUBTYPES[fmt][bit_depth]
         integer = subtype.startswith("PCM")
         clipped = {s: 0 for s in stems}
+        if peaks is not None:
+            peaks.update({s: 0.0 for s in stems})
         needs_resample = info.sample_rate != self.sample_rate
         new_dirs = _missing_dirs(outputs.values())
         try:
             self._separate_file(path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped,
-                                model_stems, complement)
+                                peaks, model_stems, complement, gains)
         except BaseException:
             for d in new_dirs:  # folders this call created (deepest first), if left empty
                 with contextlib.suppress(OSError):
@@ -261,21 +270,27 @@ class Separator:
         return clipped
 
     def _separate_file(self, path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped,
-                       model_stems, complement):
-        # With resampling, a ``mixture`` complement is made after the stem is resampled back (see
-        # separate_file), so it has no stage file of its own.
+                       peaks, model_stems, complement, gains):
+        # With resampling, a ``mixture`` complement is staged as its change sum (g - 1) stem, resampled
+        # back and added to the original file (see separate_file). A change that is minus one staged
+        # stem (--two-stems) needs no stage of its own: that stem's stage serves, with the factor -1.
         late = complement.name if complement is not None and complement.mode == "mixture" and needs_resample else None
-        staged = [s for s in stems if s != late]
+        shared = None
+        if late is not None:
+            changed = np.flatnonzero(gains != 1.0)
+            if len(changed) == 1 and gains[changed[0]] == 0.0 and model_stems[changed[0]] in stems:
+                shared = model_stems[changed[0]]
+        staged = [s for s in stems if s != late or shared is None]
         with ExitStack() as stack:
             src_path = path
             if needs_resample:
-                tmp_in = stack.enter_context(_temp_file(".wav"))
+                tmp_in = stack.enter_context(temp_file(".wav"))
                 resample_file(path, tmp_in, self.sample_rate)
                 src_path = tmp_in
             src = stack.enter_context(sf.SoundFile(str(src_path)))
             final_paths = {s: stack.enter_context(atomic_path(outputs[s], suffix="." + fmt)) for s in stems}
             if needs_resample:
-                stage_paths = {s: stack.enter_context(_temp_file(".wav")) for s in staged}
+                stage_paths = {s: stack.enter_context(temp_file(".wav")) for s in staged}
                 writers = {s: stack.enter_context(_open_writer(stage_paths[s], outputs[s], self.sample_rate, info.channels,
                                                                "FLOAT", "WAV")) for s in staged}
             else:
@@ -287,24 +302,27 @@ class Separator:
             reader = file_reader(src, self.channels, str(path))
             mix_reader = file_reader(src, info.channels, str(path))  # the same samples, in the file's channels
 
-            def to_file_channels(out: np.ndarray) -> np.ndarray:
-                if info.channels == 1 and out.shape[0] == 2:
-                    return out.mean(0, keepdims=True)
-                if info.channels == 2 and out.shape[0] == 1:  # mono model, stereo file
-                    return np.repeat(out, 2, axis=0)
+            def to_file_channels(out: np.ndarray) -> np.ndarray:  # (stems, model channels, time)
+                if info.channels == 1 and out.shape[1] == 2:
+                    return out.mean(1, keepdims=True)
+                if info.channels == 2 and out.shape[1] == 1:  # mono model, stereo file
+                    return np.repeat(out, 2, axis=1)
                 return out
 
             for start, block in overlap_add(lambda c: self._process(c, idx), reader, length, self.segment, self.overlap,
                                             self.batch_size, bar):
-                est = {s: to_file_channels(block[i]) for i, s in enumerate(model_stems)}
-                if complement is not None and complement.name in staged:
-                    if complement.mode == "mixture":
-                        est[complement.name] = mix_reader(start, block.shape[-1]) - est[complement.stem]
-                    else:
-                        est[complement.name] = weighted_sum(np.stack([est[s] for s in model_stems]),
-                                                            mute_gains(model_stems, complement.stem))
+                est = to_file_channels(block)
                 for s in staged:
-                    out = est[s]
+                    if complement is None or s != complement.name:
+                        out = est[model_stems.index(s)]
+                    elif complement.mode == "sum":
+                        out = weighted_sum(est, gains)
+                    elif s == late:  # the change alone; the mixture is added at the file's rate
+                        out = weighted_sum(est, gains - 1.0)
+                    else:
+                        out = mix_reader(start, block.shape[-1]) + weighted_sum(est, gains - 1.0)
+                    if peaks is not None and not needs_resample:
+                        peaks[s] = _peak(peaks[s], out)
                     if integer and not needs_resample and clip == "clamp":
                         clipped[s] += int((np.abs(out) > 1).sum())
                         out = np.clip(out, -1, 1)
@@ -315,40 +333,45 @@ class Separator:
                 for s in staged:
                     writers[s].close()
                 for s in staged:
-                    extra = (path, final_paths[late], outputs[late], late) if late is not None and s == complement.stem else None
-                    _finish_resample(stage_paths[s], final_paths[s], outputs[s], info, subtype, FORMATS[fmt], clamp,
-                                     clipped, s, complement=extra)
+                    targets = [(s, s != late, 1.0)] + ([(late, False, -1.0)] if s == shared else [])
+                    _finish_resample(stage_paths[s], path, info, subtype, FORMATS[fmt], clamp, clipped, peaks,
+                                     [(key, final_paths[key], outputs[key], plain, factor) for key, plain, factor in targets])
             else:
                 for w in writers.values():
                     w.close()
 
 
-def _finish_resample(stage: Path, final: Path, name: Path, info, subtype: str, fmt: str, clamp: bool, clipped: Dict[str, int],
-                     stem: str, complement: Optional[Tuple[Path, Path, Path, str]] = None):
-    """Resample a model-rate stage file back to the input's rate and format.
+def _peak(peak: float, audio: np.ndarray) -> float:
+    """The larger of ``peak`` and ``audio``'s peak magnitude; NaN stays NaN."""
+    return float(np.maximum(peak, np.abs(audio).max())) if audio.size else peak
 
-    ``complement = (mixture file, final path, output name, key)`` also writes
-    ``mixture - stem`` from the original mixture and this stem resampled back.
+
+def _finish_resample(stage: Path, mixture: Path, info, subtype: str, fmt: str, clamp: bool, clipped: Dict[str, int],
+                     peaks: Optional[Dict[str, float]], targets: List[Tuple[str, Path, Path, bool, float]]):
+    """Resample a model-rate stage file back to the input's rate and write it in the input's format.
+
+    ``targets``: ``(key, final path, output name, plain, factor)``: ``factor * stage`` when
+    ``plain``, else ``mixture + factor * stage`` with ``mixture`` the original file (a
+    ``mixture`` complement, whose change the stage holds).
     """
-    with _temp_file(".wav") as back, ExitStack() as stack:
+    with temp_file(".wav") as back, ExitStack() as stack:
         resample_file(stage, back, info.sample_rate, frames=info.frames)
         f = stack.enter_context(sf.SoundFile(str(back)))
-        out = stack.enter_context(_open_writer(final, name, info.sample_rate, info.channels, subtype, fmt))
-        if complement is not None:
-            mix_path, c_final, c_name, c_key = complement
-            mix = stack.enter_context(sf.SoundFile(str(mix_path)))
-            c_out = stack.enter_context(_open_writer(c_final, c_name, info.sample_rate, info.channels, subtype, fmt))
-        for block in f.blocks(blocksize=info.sample_rate * 30, dtype="float32", always_2d=True):
-            if complement is not None:
-                rest = mix.read(block.shape[0], dtype="float32", always_2d=True) - block
+        mix = stack.enter_context(sf.SoundFile(str(mixture))) if not all(t[3] for t in targets) else None
+        outs = [stack.enter_context(_open_writer(final, name, info.sample_rate, info.channels, subtype, fmt))
+                for _, final, name, _, _ in targets]
+        for block in f.blocks(blocksize=max(1, int(info.sample_rate * BLOCK_SECONDS)), dtype="float32", always_2d=True):
+            rest = mix.read(block.shape[0], dtype="float32", always_2d=True) if mix is not None else None
+            for (key, _, _, plain, factor), out in zip(targets, outs):
+                y = block if factor == 1.0 else np.float32(factor) * block
+                if not plain:
+                    y = rest + y
+                if peaks is not None:
+                    peaks[key] = _peak(peaks[key], y)
                 if clamp:
-                    clipped[c_key] += int((np.abs(rest) > 1).sum())
-                    rest = np.clip(rest, -1, 1)
-                c_out.write(quantize(rest, subtype))
-            if clamp:
-                clipped[stem] += int((np.abs(block) > 1).sum())
-                block = np.clip(block, -1, 1)
-            out.write(quantize(block, subtype))
+                    clipped[key] += int((np.abs(y) > 1).sum())
+                    y = np.clip(y, -1, 1)
+                out.write(quantize(y, subtype))
 
 
 def _open_writer(path: Path, name, sample_rate: int, channels: int, subtype: str, fmt: str) -> sf.SoundFile:
@@ -368,14 +391,3 @@ def _missing_dirs(paths) -> List[Path]:
             dirs.add(d)
             d = d.parent
     return sorted(dirs, key=lambda d: len(d.parts), reverse=True)
-
-
-@contextlib.contextmanager
-def _temp_file(suffix: str) -> Iterator[Path]:
-    """A temporary file path, removed on exit."""
-    fd, name = tempfile.mkstemp(prefix="banda-", suffix=suffix)
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)

@@ -16,7 +16,8 @@ The complement -- what the output holds beyond the stems' weighted sum -- is one
 
 ``banda-separate --two-stems vocals`` writes ``vocals`` and ``no_vocals``, where ``no_vocals``
 is this remix with vocals muted: ``mixture - vocals`` (``mixture``) or the sum of the other
-stems (``sum``).
+stems (``sum``). Both it and ``banda-remix -m`` are a :class:`Complement`, written block by
+block while the model runs (see ``Separator.separate_file``).
 """
 import math
 import re
@@ -34,6 +35,8 @@ RESCALE_PEAK = 0.999
 #: ``limit`` leaves samples up to this magnitude untouched and bends the rest smoothly below 1.
 LIMIT_KNEE = 0.9
 PRESET_HELP = "karaoke (vocals muted) or minus-<stem> (that stem muted)"
+#: The loudest gain: 10^(600/20) = 1e30 keeps any sane audio finite in float32 (max 3.4e38).
+MAX_GAIN_DB = 600.0
 
 _GAIN = re.compile(r"^\s*([^=\s]+)\s*=\s*(\S+?)\s*(?:db)?\s*$", re.IGNORECASE)
 
@@ -63,6 +66,8 @@ def parse_gain(text: str) -> Tuple[str, float]:
         raise BandaError(f"--gain {text!r}: {m.group(2)!r} is not a number of dB (or -inf to mute)") from None
     if not math.isfinite(db):
         raise BandaError(f"--gain {text!r}: the gain must be a finite number of dB or -inf (mute)")
+    if db > MAX_GAIN_DB:
+        raise BandaError(f"--gain {text!r}: at most +{MAX_GAIN_DB:g} dB")
     return stem, db
 
 
@@ -99,11 +104,12 @@ def weighted_sum(stems: np.ndarray, gains: Sequence[float]) -> np.ndarray:
     if stems.ndim != 3 or len(gains) != stems.shape[0]:
         raise ValueError(f"expected (stems, channels, time) and one gain per stem, got {stems.shape} and {len(gains)} gains")
     out = np.zeros(stems.shape[1:], dtype=np.float32)
-    for g, s in zip(gains, stems):
-        if g == 1.0:
-            out += s
-        elif g != 0.0:
-            out += np.float32(g) * s
+    with np.errstate(over="ignore", invalid="ignore"):  # callers check the result is finite
+        for g, s in zip(gains, stems):
+            if g == 1.0:
+                out += s
+            elif g != 0.0:
+                out += np.float32(g) * s
     return out
 
 
@@ -133,15 +139,29 @@ def mute_gains(stems: Sequence[str], stem: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Complement:
-    """An extra output ``name`` holding everything but ``stem``, by ``mode`` (see the module docstring)."""
+    """An extra output ``name``: the model's stems remixed with linear ``gains`` (``{stem: factor}``,
+    stems not named keep 1) by ``mode`` (see the module docstring).
+
+    ``banda-separate --two-stems STEM`` is ``Complement("no_STEM", STEM)``: without ``gains``,
+    ``stem`` is muted (everything but it); ``banda-remix -m`` gives its ``gains`` and no ``stem``.
+    """
 
     name: str
-    stem: str
+    stem: Optional[str] = None
     mode: str = "mixture"
+    gains: Optional[Mapping[str, float]] = None
 
     def __post_init__(self):
         if self.mode not in COMPLEMENTS:
             raise BandaError(f"--complement must be one of {', '.join(COMPLEMENTS)}, got {self.mode!r}")
+        if self.stem is None and self.gains is None:
+            raise ValueError("a Complement needs a stem to mute or gains")
+
+    def gain_vector(self, stems: Sequence[str]) -> np.ndarray:
+        """Linear gains ``(stems,)`` in the order of ``stems``."""
+        if self.gains is None:
+            return mute_gains(stems, self.stem)
+        return np.array([float(self.gains.get(s, 1.0)) for s in stems], dtype=np.float64)
 
 
 # --- clipping ---------------------------------------------------------------------------
@@ -179,8 +199,11 @@ def soft_limit(audio: np.ndarray, knee: float = LIMIT_KNEE) -> np.ndarray:
     return out
 
 
-def prevent_clipping(audio: np.ndarray, mode: str) -> Tuple[np.ndarray, ClipReport]:
+def prevent_clipping(audio: np.ndarray, mode: str, peak: Optional[float] = None) -> Tuple[np.ndarray, ClipReport]:
     """Apply clip ``mode`` to ``(channels, time)`` audio.
+
+    ``peak``: the whole signal's peak when ``audio`` is one block of it (every mode is then
+    sample-wise, so the blocks' outputs and counts add up to those of the whole).
 
     * ``rescale``: if the peak is above :data:`RESCALE_PEAK`, scale everything by
       ``RESCALE_PEAK / peak`` (never louder); the factor is reported.
@@ -191,7 +214,8 @@ def prevent_clipping(audio: np.ndarray, mode: str) -> Tuple[np.ndarray, ClipRepo
     if mode not in CLIP_MODES:
         raise BandaError(f"--clip must be one of {', '.join(CLIP_MODES)}, got {mode!r}")
     audio = np.asarray(audio, dtype=np.float32)
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak is None:
+        peak = float(np.abs(audio).max()) if audio.size else 0.0
     report = ClipReport(mode=mode, peak=peak)
     if mode == "rescale" and peak > RESCALE_PEAK:
         report.scale = RESCALE_PEAK / peak

@@ -183,3 +183,32 @@ def test_resample_file_matches_whole_file(tmp_path, orig, new):
     y, _ = sf.read(str(dst), dtype="float32")
     np.testing.assert_allclose(y[:-50], ref, atol=1e-4)
     assert not y[-50:].any()
+
+
+@pytest.mark.parametrize("rate", [8000, 12000])
+@pytest.mark.parametrize("mode", ["mixture", "sum"])
+def test_separate_file_writes_a_remix(tmp_path, rate, mode):
+    """A Complement with gains (banda-remix -m) is written block by block beside a stem; it is the
+    in-memory remix (exactly at the model's rate; with resampling only the change, or the sum, is
+    resampled back), and ``peaks`` receives each output's peak."""
+    from banda.remix import Complement, remix, weighted_sum
+
+    sep = Separator(Pointwise(), segment=0.05, overlap=0.25, batch_size=2, progress=False)
+    x = (0.5 * np.random.default_rng(rate).standard_normal((2, rate + 11))).astype(np.float32)
+    sf.write(str(tmp_path / "in.wav"), x.T, rate, subtype="FLOAT")
+    target = Complement("remix", mode=mode, gains={"a": 0.0, "c": 2.0})
+    outputs = {"remix": tmp_path / "remix.wav", "b": tmp_path / "b.wav"}
+    peaks = {}
+    sep.separate_file(tmp_path / "in.wav", outputs, bit_depth=32, clip="none", complement=target, peaks=peaks)
+    y, b = (sf.read(str(outputs[k]), dtype="float32", always_2d=True)[0].T for k in ("remix", "b"))
+    gains = np.array([0.0, 1.0, 2.0])
+    if rate == sep.sample_rate:
+        est = sep.separate(x)
+        np.testing.assert_array_equal(y, remix(est, gains, x, mode))
+        np.testing.assert_array_equal(b, est[1])
+    else:
+        est = sep.separate(AF.resample(torch.from_numpy(x), rate, sep.sample_rate).numpy())
+        change = AF.resample(torch.from_numpy(weighted_sum(est, gains - (mode == "mixture"))), sep.sample_rate, rate).numpy()
+        np.testing.assert_allclose(y, (x if mode == "mixture" else 0) + change[:, :x.shape[1]], atol=1e-4, rtol=0)
+    assert y.shape == b.shape == x.shape
+    assert peaks == {"remix": np.abs(y).max(), "b": np.abs(b).max()}

@@ -344,3 +344,100 @@ def test_random_weight_bandit_two_stems_and_remix_on_real_musdb(tmp_path, models
     est = {s: read(tmp_path / "all" / "Music Delta - 80s Rock" / f"{s}.wav") for s in STEMS}
     np.testing.assert_allclose(read(tmp_path / "sum" / "Music Delta - 80s Rock" / "no_vocals.wav"),
                                est["drums"] + est["bass"] + est["other"], atol=1e-5)
+
+
+# --- streaming: banda-remix -m reads, separates and writes in blocks ---------------------------
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 0.05 s where whole files are copied or resampled, so short test songs span many."""
+    from banda import inference
+    from banda.bin import remix as remix_cli
+
+    monkeypatch.setattr(remix_cli, "BLOCK_SECONDS", 0.05)
+    monkeypatch.setattr(inference, "BLOCK_SECONDS", 0.05)
+
+
+def in_memory_remix(model: Path, mixture: np.ndarray, rate: int, gains_db: dict, complement: str, clip: str) -> np.ndarray:
+    """banda-remix -m as it was before it streamed: the whole song separated at once, remixed, the
+    change (mixture) or the sum converted back to the song's rate and channels, then clipped."""
+    from banda.audio import convert_channels, resample
+    from banda.inference import Separator
+    from banda.models import load_model
+    from banda.remix import weighted_sum
+
+    sep = Separator(load_model(model), segment=0.1, progress=False)
+    gains = resolve_gains(sep.stems, gains_db)
+    est = sep.separate(resample(convert_channels(mixture, sep.channels), rate, sep.sample_rate))
+
+    def back(x):
+        x = resample(np.ascontiguousarray(convert_channels(x, mixture.shape[0], allow_downmix=True)), sep.sample_rate, rate)
+        return np.pad(x, [(0, 0), (0, max(0, mixture.shape[1] - x.shape[1]))])[:, :mixture.shape[1]]
+
+    if rate == sep.sample_rate and mixture.shape[0] == sep.channels:
+        out = remix(est, gains, mixture, complement)
+    elif complement == "mixture":
+        out = mixture + back(weighted_sum(est, gains - 1.0))
+    else:
+        out = back(weighted_sum(est, gains))
+    assert clip == "none" or np.abs(out).max() > 1  # the clip mode has work to do
+    return prevent_clipping(out.astype(np.float32), clip)[0]
+
+
+@pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1)])
+@pytest.mark.parametrize("complement,clip", [("mixture", "rescale"), ("sum", "limit"), ("mixture", "none")])
+def test_streamed_remix_equals_the_in_memory_remix(tmp_path, models, small_blocks, rate, channels, complement, clip):
+    """A random-weight Bandit (stems that are no simple function of the input), many blocks: the
+    streamed remix is the in-memory one; exactly when no resampling is involved."""
+    from banda.audio import quantize
+
+    x = audio(rate // 2 + 7, channels, rate, seed=5, amp=0.6)
+    song = write(tmp_path / "song.wav", x, rate, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    exact = rate == 44100
+    assert run_remix("-m", models["bandit"], song, "-o", out, "--gain", "vocals=+26,drums=-inf,bass=-4", "--complement",
+                     complement, "--clip", clip, "--segment", "0.1", "--bit-depth", "16" if exact else "32") == 0
+    ref = in_memory_remix(models["bandit"], x, rate, {"vocals": 26.0, "drums": -math.inf, "bass": -4.0}, complement, clip)
+    y = read(out)
+    assert y.shape == x.shape
+    if exact:
+        np.testing.assert_array_equal(y, quantize(ref.T, "PCM_16").T)
+    else:
+        np.testing.assert_allclose(y, ref, atol=1e-5, rtol=0)
+
+
+def test_streamed_stem_files_equal_the_in_memory_remix(tmp_path, small_blocks):
+    """--stems-dir in blocks of 0.05 s: a mono and a stereo stem, the mixture, a rescale."""
+    stems = np.stack([audio(6000, seed=1, amp=0.7), np.repeat(audio(6000, 1, seed=2, amp=0.7), 2, axis=0)])
+    write(tmp_path / "st" / "drums.wav", stems[0], subtype="FLOAT")
+    write(tmp_path / "st" / "vocals.wav", stems[1][:1], subtype="FLOAT")
+    mix = write(tmp_path / "mix.wav", stems.sum(0) + 0.01, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    assert run_remix("--stems-dir", tmp_path / "st", "--mix", mix, "--gain", "drums=+6", "-o", out, "--bit-depth", "32") == 0
+    ref = remix(stems, resolve_gains(["drums", "vocals"], {"drums": 6.0}), read(mix), "mixture")
+    assert np.abs(ref).max() > 1
+    np.testing.assert_array_equal(read(out), prevent_clipping(ref, "rescale")[0])
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_remix_memory_does_not_grow_with_the_song(tmp_path, models, small_blocks, rate):
+    """tracemalloc's peak over a whole banda-remix -m run (model loading, separation, resampling
+    back, both passes) for a 1-s and a 10-s song: the same, far below the long song's size."""
+    import tracemalloc
+
+    def peak(seconds: float) -> int:
+        song = write(tmp_path / f"song{seconds:g}.wav", audio(int(rate * seconds), rate=rate), rate)
+        tracemalloc.start()
+        try:
+            assert run_remix("-m", models["sum"], song, "-o", tmp_path / "out.wav", "--preset", "karaoke",
+                             "--segment", "0.1") == 0
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(1.0)  # warm-up: lazy imports and caches
+    short, long = peak(1.0), peak(10.0)
+    long_song_bytes = 2 * 10 * rate * 4  # float32, stereo
+    assert long < 1.25 * short + 200_000, (short, long)
+    assert long < long_song_bytes / 2, (short, long)  # in memory: the song and its stems, several times that
