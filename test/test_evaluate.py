@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from banda import scoring
 from banda.bin import evaluate as ev
 from banda.errors import BandaError
 
@@ -92,7 +93,7 @@ def test_evaluate_dirs_matches_metrics_directly(tracks):
     from banda import metrics as M
 
     ref, est = tracks
-    long_rows, _ = ev.evaluate_dirs(ref, est, stems="a", metrics=["si_sdr"], input_baseline=False)
+    long_rows, _ = scoring.evaluate_dirs(ref, est, stems="a", metrics=["si_sdr"], input_baseline=False)
     assert [(r["track"], r["stem"], r["metric"]) for r in long_rows] == [("t1", "a", "si_sdr"), ("t2", "a", "si_sdr")]
     s, _ = sf.read(str(ref / "t1" / "a.wav"), always_2d=True)
     e, _ = sf.read(str(est / "t1" / "a.wav"), always_2d=True)
@@ -106,7 +107,7 @@ def test_inverted_polarity_is_reported(tracks, caplog, jobs):
     a, _ = sf.read(str(est / "t2" / "a.wav"), always_2d=True)
     wav(est / "t2" / "a.wav", -a.T)
     with caplog.at_level("WARNING", logger="banda.evaluate"):
-        long_rows, _ = ev.evaluate_dirs(ref, est, metrics=["si_sdr", "sdr"], jobs=jobs)
+        long_rows, _ = scoring.evaluate_dirs(ref, est, metrics=["si_sdr", "sdr"], jobs=jobs)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("t2: the a estimate has inverted polarity (least-squares scale -0.")
@@ -121,8 +122,8 @@ def test_data_dir_layout_and_parallel_jobs(tracks, tmp_path):
     for name, fname in (("mix", "mixture"), ("a", "a"), ("b", "b")):
         (data / f"{name}.scp").write_text("".join(f"{t} {ref / t / fname}.wav\n" for t in ("t1", "t2")))
     (data / "utt2num_samples").write_text(f"t1 {RATE}\nt2 {RATE}\n")
-    folder_rows, folder_summary = ev.evaluate_dirs(ref, est)
-    data_rows, _ = ev.evaluate_dirs(data, est, jobs=2)
+    folder_rows, folder_summary = scoring.evaluate_dirs(ref, est)
+    data_rows, _ = scoring.evaluate_dirs(data, est, jobs=2)
     assert data_rows == folder_rows
     assert len(folder_summary) == 2 * 2 * 3  # stems x metrics x (model, input, improvement)
 
@@ -149,21 +150,21 @@ def test_length_tolerance(tracks, capsys):
     ref, est = tracks
     a, _ = sf.read(str(est / "t1" / "a.wav"), always_2d=True)
     wav(est / "t1" / "a.wav", a[:-5].T)  # within tolerance: zero-padded
-    rows, _ = ev.evaluate_dirs(ref, est, metrics="sdr", input_baseline=False)
+    rows, _ = scoring.evaluate_dirs(ref, est, metrics="sdr", input_baseline=False)
     assert all(np.isfinite(r["value"]) for r in rows)
     wav(est / "t1" / "a.wav", a[:-1000].T)
     rc, _, err = run_cli(["--ref", ref, "--est", est], capsys)
     assert rc == 2 and str(est / "t1" / "a.wav") in err and "samples" in err
     with pytest.raises(BandaError):
-        ev.evaluate_dirs(ref, est, length_tolerance=999)  # 1000 > 999
-    rows, _ = ev.evaluate_dirs(ref, est, length_tolerance=1000, input_baseline=False)
+        scoring.evaluate_dirs(ref, est, length_tolerance=999)  # 1000 > 999
+    rows, _ = scoring.evaluate_dirs(ref, est, length_tolerance=1000, input_baseline=False)
     assert len(rows) == 8
 
 
 def test_missing_values_are_counted_not_averaged(tracks):
     ref, est = tracks
     wav(ref / "t2" / "b.wav", np.zeros((2, RATE)))  # silent reference: STOI undefined
-    long_rows, summary = ev.evaluate_dirs(ref, est, stems="b", metrics="stoi")
+    long_rows, summary = scoring.evaluate_dirs(ref, est, stems="b", metrics="stoi")
     t2 = [r for r in long_rows if r["track"] == "t2"]
     assert all(np.isnan(r["value"]) for r in t2)
     by = {r["metric"]: r for r in summary}
@@ -175,9 +176,9 @@ def test_missing_values_are_counted_not_averaged(tracks):
 
 def test_write_results_md(tracks, tmp_path):
     ref, est = tracks
-    _, summary = ev.evaluate_dirs(ref, est)
+    _, summary = scoring.evaluate_dirs(ref, est)
     path = tmp_path / "RESULTS.md"
-    ev.write_results_md(summary, path, "toy", system="mymodel")
+    scoring.write_results_md(summary, path, "toy", system="mymodel")
     text = path.read_text()
     assert text.startswith("# toy")
     assert "| system | a | b | mean |" in text
@@ -185,9 +186,9 @@ def test_write_results_md(tracks, tmp_path):
     assert "## sdr" in text and "## si_sdr" in text and "## si_sdri" not in text
     assert "| improvement (si_sdri) |" in text and "| improvement (sdri) |" in text
     # also works from the CSV read back (strings)
-    ev.write_results(tmp_path / "s", [], summary)
+    scoring.write_results(tmp_path / "s", [], summary)
     _, rows = read_csv(tmp_path / "s" / "summary.csv")
-    ev.write_results_md(rows, tmp_path / "R2.md", "toy", system="mymodel")
+    scoring.write_results_md(rows, tmp_path / "R2.md", "toy", system="mymodel")
     assert (tmp_path / "R2.md").read_text() == text
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from banda import metrics as M
+from banda import scoring
 from banda.bin import evaluate as ev
 from conftest import REPO, subprocess_env
 from test_evaluate import RATE, read_csv, wav
@@ -134,7 +135,7 @@ def test_silent_reference_and_estimate_are_missing_not_averaged(scene, tmp_path,
         assert stats[("a", m)]["missing"] == "0"
     for m in ("sdr", "si_sdr"):
         assert float(stats[("b", m)]["mean"]) == pytest.approx(values[("t1", "b", m)])
-        impr = float(stats[("b", ev.improvement_name(m))]["mean"])
+        impr = float(stats[("b", scoring.improvement_name(m))]["mean"])
         assert impr == pytest.approx(values[("t1", "b", m)] - values[("t1", "b", "input_" + m)]) and impr < 30
 
 
@@ -142,9 +143,9 @@ def test_bss_eval_silent_reference_scores_the_other_stems(scene):
     """Was: a silent reference of t2/b made bss_* of t2/a NaN too."""
     ref, est = scene
     wav(ref / "t2" / "b.wav", np.zeros((2, 2 * RATE)))
-    rows, summary = ev.evaluate_dirs(ref, est, metrics="bss_eval", input_baseline=False)
+    rows, summary = scoring.evaluate_dirs(ref, est, metrics="bss_eval", input_baseline=False)
     values = by_key(rows)
-    alone = by_key(ev.evaluate_dirs(ref, est, stems="a", metrics="bss_eval", input_baseline=False)[0])
+    alone = by_key(scoring.evaluate_dirs(ref, est, stems="a", metrics="bss_eval", input_baseline=False)[0])
     for m in M.BSS_EVAL_NAMES:
         assert math.isnan(values[("t2", "b", m)]) and math.isfinite(values[("t1", "a", m)])
         assert values[("t2", "a", m)] == alone[("t2", "a", m)] or m == "bss_sir"
@@ -210,7 +211,7 @@ def test_unwritable_output_is_refused_before_scoring(scene, tmp_path, capsys, mo
         md = bad
     else:
         out_dir = bad
-    monkeypatch.setattr(ev, "_run_jobs", lambda *a, **k: pytest.fail("scoring started"))
+    monkeypatch.setattr(scoring, "_run_jobs", lambda *a, **k: pytest.fail("scoring started"))
     before = sorted(p for p in tmp_path.rglob("*"))
     rc, out, err = run_cli(["--ref", ref, "--est", est, "-o", out_dir, "--results-md", md], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err

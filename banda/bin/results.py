@@ -42,7 +42,7 @@ def _main(argv: Optional[List[str]]) -> int:
 
     from .. import __version__
     from ..fileio import write_text
-    from .evaluate import results_tables
+    from ..scoring import results_tables
 
     args = parse_args_with_config(build_parser(), argv)
     exp = Path(args.exp_dir)
