@@ -17,6 +17,10 @@ from .fileio import atomic_path
 PathLike = Union[str, os.PathLike]
 
 FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
+#: Seconds of audio per block when a file is streamed to another (memory per block).
+BLOCK_SECONDS = 30.0
+#: File extensions banda reads as audio when it searches a folder.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 BIT_DEPTH_SUBTYPES = {
     "wav": {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"},
     "flac": {16: "PCM_16", 24: "PCM_24"},
@@ -188,6 +192,14 @@ def write_audio(
     except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
         raise AudioError(f"{path}: cannot write audio ({_short(e)})") from None
     return path
+
+
+def open_writer(path: PathLike, name, sample_rate: int, channels: int, subtype: str, fmt: str) -> sf.SoundFile:
+    """An open sound file for writing block by block; failures become an :class:`AudioError` naming ``name``."""
+    try:
+        return sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype=subtype, format=fmt)
+    except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
+        raise AudioError(f"{name}: cannot write audio ({_short(e)})") from None
 
 
 def _short(e: Exception) -> str:

@@ -133,3 +133,26 @@ def parse_args_with_config(parser, argv: Optional[List[str]] = None):
         sys.stdout.write(dump_yaml(shown))
         raise SystemExit(0)
     return args
+
+
+# ------------------------------------------------------------------ options shared by entry points
+def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
+    """The options of a :class:`~banda.inference.Separator` (also used by banda-remix)."""
+    p.add_argument("--segment", type=float, default=6.0, help=f"{note}segment length in seconds (default 6)")
+    p.add_argument("--overlap", type=float, default=0.25,
+                   help=f"{note}overlap between segments, fraction in [0, 1) (default 0.25)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"{note}segments per forward pass (default: 8 on CUDA, 1 on CPU, where "
+                        "larger batches only cost memory)")
+    p.add_argument("-d", "--device", default=None, help=f"{note}cpu or cuda (default: cuda when available)")
+    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+                   help=f"{note}mixed precision for the model on CUDA (default off; STFTs stay float32)")
+
+
+def separator_from_args(args):
+    """A :class:`~banda.inference.Separator` for ``args.model`` from the options of
+    :func:`add_separator_options` (checked before the model is loaded)."""
+    from .inference import build_separator
+
+    return build_separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
+                           batch_size=args.batch_size, amp=args.amp, progress=not args.no_progress)

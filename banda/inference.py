@@ -18,14 +18,16 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .audio import BIT_DEPTH_SUBTYPES, FORMATS, audio_info, check_output_format, convert_channels, quantize, resample
+from . import audio as _audio
+from .audio import BIT_DEPTH_SUBTYPES, open_writer, FORMATS, audio_info, check_output_format, convert_channels, quantize, resample
 from .errors import AudioError, BandaError
 from .fileio import atomic_path, temp_file
 from .remix import Complement, weighted_sum
 
+CUDA_BATCH_SIZE = 8  # segments per forward pass on a GPU unless told otherwise
+MIN_SEGMENT, MAX_SEGMENT = 0.01, 600.0  # seconds (the model may need more: see Separator)
 Reader = Callable[[int, int], np.ndarray]  # (start, frames) -> (channels, frames), zeros outside the signal
 #: Seconds of audio per block when whole files are resampled or copied (memory per block, not per song).
-BLOCK_SECONDS = 30.0
 
 
 def segment_window(segment: int, overlap: int) -> np.ndarray:
@@ -139,7 +141,7 @@ def resample_file(src: Path, dst: Path, new_rate: int, frames: Optional[int] = N
         orig, n, ch = f.samplerate, f.frames, f.channels
         g = math.gcd(orig, new_rate)
         period_in, period_out = orig // g, new_rate // g
-        block = period_in * max(1, math.ceil((block_seconds or BLOCK_SECONDS) * orig / period_in))
+        block = period_in * max(1, math.ceil((block_seconds or _audio.BLOCK_SECONDS) * orig / period_in))
         margin = period_in * math.ceil(1024 / period_in)
         total = frames if frames is not None else math.ceil(n * new_rate / orig)
         written = 0
@@ -155,6 +157,43 @@ def resample_file(src: Path, dst: Path, new_rate: int, frames: Optional[int] = N
                 written += piece.shape[1]
             if written < total:
                 out.write(np.zeros((total - written, ch), dtype=np.float32))
+
+
+def check_separator_options(segment: float, overlap: float, batch_size: Optional[int] = None,
+                            device: Optional[str] = None) -> str:
+    """Check the separator options (named as banda-separate's) before any work; returns the
+    device to use (``cuda`` when available and ``device`` is None)."""
+    if not (math.isfinite(overlap) and 0 <= overlap < 1):
+        raise BandaError(f"--overlap must be in [0, 1), got {overlap}")
+    if not (math.isfinite(segment) and MIN_SEGMENT <= segment <= MAX_SEGMENT):
+        raise BandaError(f"--segment must be between {MIN_SEGMENT} and {MAX_SEGMENT:g} seconds, got {segment}")
+    if batch_size is not None and batch_size < 1:
+        raise BandaError(f"--batch-size must be at least 1, got {batch_size}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind is None or kind.type not in ("cpu", "cuda"):
+        raise BandaError(f"--device {device!r}: not a device banda runs on (cpu, cuda or cuda:N)")
+    if kind.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BandaError(f"--device {device}: asked for, but no CUDA device is available")
+        if kind.index is not None and kind.index >= torch.cuda.device_count():
+            raise BandaError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
+def build_separator(model_path, device: Optional[str] = None, segment: float = 6.0, overlap: float = 0.25,
+                    batch_size: Optional[int] = None, amp: str = "off", progress: bool = True) -> "Separator":
+    """Check the options, then load the model at ``model_path`` (archive, exp dir or Open-Unmix
+    folder) into a :class:`Separator`; ``batch_size`` defaults to :data:`CUDA_BATCH_SIZE` on CUDA, 1 on CPU."""
+    from .models import load_model
+
+    device = check_separator_options(segment, overlap, batch_size, device)
+    batch_size = batch_size or (CUDA_BATCH_SIZE if device.startswith("cuda") else 1)
+    return Separator(load_model(model_path), device=device, segment=segment, overlap=overlap,
+                     batch_size=batch_size, amp=amp, progress=progress)
 
 
 class Separator:
@@ -291,10 +330,10 @@ class Separator:
             final_paths = {s: stack.enter_context(atomic_path(outputs[s], suffix="." + fmt)) for s in stems}
             if needs_resample:
                 stage_paths = {s: stack.enter_context(temp_file(".wav")) for s in staged}
-                writers = {s: stack.enter_context(_open_writer(stage_paths[s], outputs[s], self.sample_rate, info.channels,
+                writers = {s: stack.enter_context(open_writer(stage_paths[s], outputs[s], self.sample_rate, info.channels,
                                                                "FLOAT", "WAV")) for s in staged}
             else:
-                writers = {s: stack.enter_context(_open_writer(final_paths[s], outputs[s], info.sample_rate, info.channels,
+                writers = {s: stack.enter_context(open_writer(final_paths[s], outputs[s], info.sample_rate, info.channels,
                                                                subtype, FORMATS[fmt])) for s in stems}
             length = src.frames
             bar = tqdm(total=self._n_segments(length), desc=path.name, unit="seg", disable=not self.progress, dynamic_ncols=True, leave=False)
@@ -358,9 +397,9 @@ def _finish_resample(stage: Path, mixture: Path, info, subtype: str, fmt: str, c
         resample_file(stage, back, info.sample_rate, frames=info.frames)
         f = stack.enter_context(sf.SoundFile(str(back)))
         mix = stack.enter_context(sf.SoundFile(str(mixture))) if not all(t[3] for t in targets) else None
-        outs = [stack.enter_context(_open_writer(final, name, info.sample_rate, info.channels, subtype, fmt))
+        outs = [stack.enter_context(open_writer(final, name, info.sample_rate, info.channels, subtype, fmt))
                 for _, final, name, _, _ in targets]
-        for block in f.blocks(blocksize=max(1, int(info.sample_rate * BLOCK_SECONDS)), dtype="float32", always_2d=True):
+        for block in f.blocks(blocksize=max(1, int(info.sample_rate * _audio.BLOCK_SECONDS)), dtype="float32", always_2d=True):
             rest = mix.read(block.shape[0], dtype="float32", always_2d=True) if mix is not None else None
             for (key, _, _, plain, factor), out in zip(targets, outs):
                 y = block if factor == 1.0 else np.float32(factor) * block
@@ -372,14 +411,6 @@ def _finish_resample(stage: Path, mixture: Path, info, subtype: str, fmt: str, c
                     clipped[key] += int((np.abs(y) > 1).sum())
                     y = np.clip(y, -1, 1)
                 out.write(quantize(y, subtype))
-
-
-def _open_writer(path: Path, name, sample_rate: int, channels: int, subtype: str, fmt: str) -> sf.SoundFile:
-    """An open sound file for writing; failures become an :class:`AudioError` naming ``name``."""
-    try:
-        return sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype=subtype, format=fmt)
-    except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
-        raise AudioError(f"{name}: cannot write audio ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
 
 
 def _missing_dirs(paths) -> List[Path]:

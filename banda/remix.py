@@ -19,14 +19,21 @@ is this remix with vocals muted: ``mixture - vocals`` (``mixture``) or the sum o
 stems (``sum``). Both it and ``banda-remix -m`` are a :class:`Complement`, written block by
 block while the model runs (see ``Separator.separate_file``).
 """
+import contextlib
 import math
 import re
-from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import BandaError
+import soundfile as sf
+
+from . import audio as _audio
+from .audio import AUDIO_EXTENSIONS, open_writer
+from .errors import AudioError, BandaError
 
 COMPLEMENTS = ("mixture", "sum")
 CLIP_MODES = ("rescale", "limit", "none")
@@ -34,6 +41,8 @@ CLIP_MODES = ("rescale", "limit", "none")
 RESCALE_PEAK = 0.999
 #: ``limit`` leaves samples up to this magnitude untouched and bends the rest smoothly below 1.
 LIMIT_KNEE = 0.9
+#: File names (without extension) of a mixture in a folder of stems: not a stem.
+MIXTURE_NAMES = ("mixture", "mix")
 PRESET_HELP = "karaoke (vocals muted) or minus-<stem> (that stem muted)"
 #: The loudest gain: 10^(600/20) = 1e30 keeps any sane audio finite in float32 (max 3.4e38).
 MAX_GAIN_DB = 600.0
@@ -226,3 +235,183 @@ def prevent_clipping(audio: np.ndarray, mode: str, peak: Optional[float] = None)
         audio = soft_limit(audio)
     report.over = int((np.abs(audio) > 1.0).sum())
     return audio, report
+
+
+# ---------------------------------------------------------------- streaming remix of files
+def find_stem_files(folder: Path) -> Tuple[Dict[str, Path], Optional[Path]]:
+    """``{stem: file}`` of the audio files in ``folder`` (sorted by name), and a mixture file there, if any."""
+    if not folder.is_dir():
+        raise BandaError(f"--stems-dir {folder}: no such folder")
+    stems: Dict[str, Path] = {}
+    mixture = None
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.suffix.lower() not in AUDIO_EXTENSIONS or f.name.startswith("."):
+            continue
+        if f.stem in MIXTURE_NAMES:
+            mixture = f
+            continue
+        if f.stem in stems:
+            raise BandaError(f"--stems-dir {folder}: two files for stem {f.stem!r} ({stems[f.stem].name}, {f.name})")
+        stems[f.stem] = f
+    if not stems:
+        raise BandaError(f"--stems-dir {folder}: no stem files ({', '.join(AUDIO_EXTENSIONS)})")
+    return stems, mixture
+
+
+@dataclass
+class RemixJob:
+    """A checked remix, ready to run: ``produce(dst)`` writes it as float32 to ``dst`` and returns its peak."""
+
+    stems: List[str]
+    gains: np.ndarray
+    complement: str
+    produce: Callable[[Path], float]
+    notes: List[str] = field(default_factory=list)
+
+
+def check_stem_files(files: Dict[str, Path], mix: Optional[Path]) -> Tuple[int, int, int]:
+    """Check the headers of the stem files (and the mixture) before any work; return the remix's
+    ``(rate, channels, frames)``.
+
+    Every file must have the same rate and length; mono files are made stereo when others
+    are stereo (the mixture's channel count wins when there is one).
+    """
+    from .audio import audio_info
+
+    infos = {name: audio_info(path) for name, path in files.items()}
+    if mix is not None:
+        infos["--mix"] = audio_info(mix)
+    ref_name = "--mix" if mix is not None else next(iter(files))
+    ref = infos[ref_name]
+    ref_path = mix if mix is not None else files[ref_name]
+    for name, info in infos.items():
+        path = mix if name == "--mix" else files[name]
+        if info.sample_rate != ref.sample_rate or info.frames != ref.frames:
+            raise AudioError(f"{path}: {info.frames} samples at {info.sample_rate} Hz, but {ref_path} has "
+                             f"{ref.frames} at {ref.sample_rate} Hz; stems and mixture must match")
+        if info.channels > 2:
+            raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
+    if ref.frames == 0:
+        raise AudioError(f"{ref_path}: audio is empty")
+    channels = ref.channels if mix is not None else max(i.channels for i in infos.values())
+    return ref.sample_rate, channels, ref.frames
+
+
+def _read_block(f: sf.SoundFile, frames: int, channels: int, path: Path) -> np.ndarray:
+    """The next ``frames`` samples of an open file as ``(channels, frames)``; errors name ``path``."""
+    from .audio import convert_channels
+
+    try:
+        data = f.read(frames, dtype="float32", always_2d=True).T
+    except RuntimeError as e:  # LibsndfileError is a RuntimeError
+        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+    if data.shape[1] != frames:
+        raise AudioError(f"{path}: ends after {f.tell()} samples; its header says {f.frames}")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    return convert_channels(data, channels, str(path))
+
+
+def remix_stem_files(files: Dict[str, Path], mix: Optional[Path], gains: np.ndarray, complement: str, rate: int,
+                     channels: int, frames: int, dst: Path) -> float:
+    """Remix the stem files block by block into the float32 wav ``dst``; return its peak (NaN if it has NaN)."""
+    block = max(1, int(rate * _audio.BLOCK_SECONDS))
+    peak = 0.0
+    with ExitStack() as stack:
+        opened = [(stack.enter_context(sf.SoundFile(str(path))), path) for path in files.values()]
+        mix_file = stack.enter_context(sf.SoundFile(str(mix))) if mix is not None else None
+        out = stack.enter_context(open_writer(dst, dst, rate, channels, "FLOAT", "WAV"))
+        for start in range(0, frames, block):
+            n = min(block, frames - start)
+            stems = np.stack([_read_block(f, n, channels, path) for f, path in opened])
+            mixture = _read_block(mix_file, n, channels, mix) if mix_file is not None else None
+            y = remix(stems, gains, mixture, complement)
+            peak = float(np.maximum(peak, np.abs(y).max()))
+            out.write(y.T)
+    return peak
+
+
+def separation_job(song, make_separator: Callable, out: Path, fmt: str, bit_depth: int, gains_db, where,
+                   complement: Optional[str] = None, extra_inputs=()) -> RemixJob:
+    """``banda-remix -m``: check the song and the output, then build the separator
+    (``make_separator()``, which checks its options and loads the model); the remix is
+    written while the song is separated (:meth:`~banda.inference.Separator.separate_file`)."""
+    from .audio import audio_info, check_output_format
+    from .fileio import check_output_file
+
+    check_output_file(out, inputs=[song, *extra_inputs], option="-o")
+    info = audio_info(song)
+    if info.channels > 2:
+        raise AudioError(f"{song}: {info.channels} channels; banda handles mono or stereo (convert it first)")
+    if info.frames == 0:
+        raise AudioError(f"{song}: audio is empty")
+    check_output_format(out, fmt, bit_depth, info.sample_rate)
+    separator = make_separator()
+    stems = separator.stems
+    gains = resolve_gains(stems, gains_db, where)  # before the (long) separation
+    complement = complement or "mixture"
+    target = Complement("(remix)", mode=complement, gains=dict(zip(stems, gains)))
+
+    def produce(dst: Path) -> float:
+        peaks: Dict[str, float] = {}
+        separator.separate_file(song, {target.name: dst}, fmt="wav", bit_depth=32, clip="none",
+                                complement=target, peaks=peaks)
+        return peaks[target.name]
+
+    return RemixJob(stems, gains, complement, produce)
+
+
+def stem_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str, bit_depth: int, gains_db, where,
+                   complement: Optional[str] = None, extra_inputs=()) -> RemixJob:
+    """``banda-remix --stems-dir``: find and check the stem files (headers only) and the output."""
+    from .audio import check_output_format
+    from .fileio import check_output_file
+
+    files, found_mix = find_stem_files(stems_dir)
+    stems = list(files)
+    gains = resolve_gains(stems, gains_db, where)
+    complement = complement or ("mixture" if mix is not None else "sum")
+    if complement == "mixture" and mix is None:
+        raise BandaError("--complement mixture needs the mixture: give --mix FILE (or use --complement sum)")
+    check_output_file(out, inputs=[*files.values(), mix, found_mix, *extra_inputs], option="-o")
+    rate, channels, frames = check_stem_files(files, mix)
+    check_output_format(out, fmt, bit_depth, rate)
+    notes = [f"{found_mix} is not used as the mixture; give --mix {found_mix} to use it"] if mix is None and found_mix else []
+    return RemixJob(stems, gains, complement,
+                    lambda dst: remix_stem_files(files, mix, gains, complement, rate, channels, frames, dst), notes)
+
+
+def write_remix(job: RemixJob, out: Path, fmt: str, bit_depth: int, clip: str):
+    """Two streaming passes: the remix into a float32 temporary file (in $TMPDIR), its peak measured
+    on the way; then ``--clip`` (rescale needs that peak) applied block by block while ``out`` is
+    written atomically. Returns the :class:`~banda.remix.ClipReport`; nothing is left on failure."""
+    from .audio import BIT_DEPTH_SUBTYPES, FORMATS, quantize
+    from .fileio import atomic_path, temp_file
+
+    subtype = BIT_DEPTH_SUBTYPES[fmt][bit_depth]
+    new_dirs = [d for d in out.absolute().parents if not d.exists()]  # deepest first
+    try:
+        with temp_file(".wav") as tmp:
+            peak = job.produce(tmp)
+            if not math.isfinite(peak):
+                raise AudioError(f"{out}: the remix has NaN or infinite samples")
+            report = ClipReport(mode=clip, peak=peak)
+            with sf.SoundFile(str(tmp)) as f, atomic_path(out, suffix="." + fmt) as final:
+                with open_writer(final, out, f.samplerate, f.channels, subtype, FORMATS[fmt]) as w:
+                    for block in f.blocks(blocksize=max(1, int(f.samplerate * _audio.BLOCK_SECONDS)), dtype="float32",
+                                          always_2d=True):
+                        y, part = prevent_clipping(block.T, clip, peak=peak)
+                        report.scale = part.scale
+                        report.limited += part.limited
+                        report.over += part.over
+                        w.write(quantize(y.T, subtype))
+        return report
+    except BaseException:
+        for d in new_dirs:  # folders atomic_path made, if left empty
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+
+
+def _short(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+import banda.audio
+import banda.inference
 from banda.bin import remix as remix_cli
 from banda.models import build_model, make_archive, model_params
 
@@ -33,8 +35,6 @@ def models(tmp_path_factory):
 def work(tmp_path, monkeypatch):
     """Inputs good and bad in ``tmp_path``, its own $TMPDIR, and blocks of 0.01 s so that a fault
     late in a file is found after blocks were written."""
-    from banda import inference
-
     d = tmp_path
     x = audio(4000)
     write(d / "song.wav", x)
@@ -58,8 +58,7 @@ def work(tmp_path, monkeypatch):
     (d / "c.yaml").write_text("{}\n")
     (d / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(d / "tmp"))
-    monkeypatch.setattr(remix_cli, "BLOCK_SECONDS", 0.01)
-    monkeypatch.setattr(inference, "BLOCK_SECONDS", 0.01)
+    monkeypatch.setattr(banda.audio, "BLOCK_SECONDS", 0.01)
     return d
 
 
@@ -196,10 +195,10 @@ OUTPUTS = {
 
 @pytest.mark.parametrize("case", sorted(OUTPUTS))
 def test_bad_output_is_refused_before_the_model_loads(work, models, capsys, monkeypatch, case):
-    def no_model(args):
+    def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before -o was checked")
 
-    monkeypatch.setattr(remix_cli, "build_separator", no_model)
+    monkeypatch.setattr(banda.inference, "build_separator", no_model)
     (work / "tmp.wav").mkdir()
     args, word = OUTPUTS[case]
     before = snapshot(work)

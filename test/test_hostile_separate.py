@@ -160,7 +160,7 @@ def test_output_folder_inside_the_input_folder_is_not_an_input(model, tmp_path, 
 
 
 def test_track_names_are_checked():
-    from banda.bin.separate import check_track_name
+    from banda.tracks import check_track_name
 
     for bad in ["", ".", "..", "a/b", "a\\b"]:
         with pytest.raises(BandaError, match="track name"):

@@ -352,11 +352,9 @@ def test_random_weight_bandit_two_stems_and_remix_on_real_musdb(tmp_path, models
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of 0.05 s where whole files are copied or resampled, so short test songs span many."""
-    from banda import inference
-    from banda.bin import remix as remix_cli
+    from banda import audio
 
-    monkeypatch.setattr(remix_cli, "BLOCK_SECONDS", 0.05)
-    monkeypatch.setattr(inference, "BLOCK_SECONDS", 0.05)
+    monkeypatch.setattr(audio, "BLOCK_SECONDS", 0.05)
 
 
 def in_memory_remix(model: Path, mixture: np.ndarray, rate: int, gains_db: dict, complement: str, clip: str) -> np.ndarray:

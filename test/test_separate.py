@@ -344,7 +344,7 @@ def test_batch_size_default_and_check(tmp_path, models, capsys, monkeypatch):
     """--batch-size: 1 on CPU unless given, CUDA_BATCH_SIZE on CUDA; below 1 is one clear error."""
     import argparse
 
-    from banda.bin import separate as separate_module
+    from banda import cli, inference
 
     built = {}
 
@@ -356,18 +356,18 @@ def test_batch_size_default_and_check(tmp_path, models, capsys, monkeypatch):
 
     def options(*argv):
         p = argparse.ArgumentParser()
-        separate_module.add_separator_options(p)
+        cli.add_separator_options(p)
         args = p.parse_args(list(argv))
         args.model, args.no_progress = str(models["bandit"]), True
         return args
 
-    separate_module.build_separator(options("-d", "cpu"))
+    cli.separator_from_args(options("-d", "cpu"))
     assert built["batch_size"] == 1
-    separate_module.build_separator(options("-d", "cpu", "--batch-size", "5"))
+    cli.separator_from_args(options("-d", "cpu", "--batch-size", "5"))
     assert built["batch_size"] == 5
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    separate_module.build_separator(options("-d", "cuda"))
-    assert built["batch_size"] == separate_module.CUDA_BATCH_SIZE
+    cli.separator_from_args(options("-d", "cuda"))
+    assert built["batch_size"] == inference.CUDA_BATCH_SIZE
     monkeypatch.undo()
     write(tmp_path / "in" / "song.wav", audio(4410))
     assert separate("-m", models["bandit"], tmp_path / "in" / "song.wav", "-o", tmp_path / "out", "--batch-size", "0") == 2

@@ -39,28 +39,17 @@ in $TMPDIR first (its peak is what ``--clip rescale`` needs), then to OUT, writt
   format clips them (a warning gives the count).
 """
 import argparse
-import contextlib
 import logging
 import math
 import sys
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import numpy as np
-import soundfile as sf
-
-from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
-from ..errors import AudioError, BandaError
-from .separate import add_separator_options, build_separator
+from ..cli import ArgumentParser, add_separator_options, parse_args_with_config, run_main, separator_from_args, setup_logging
+from ..errors import BandaError
 
 PROG = "banda-remix"
 log = logging.getLogger("banda.remix")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
-MIXTURE_NAMES = ("mixture", "mix")
-#: Seconds of audio per block when stem files are remixed and the output written (memory per block).
-BLOCK_SECONDS = 30.0
 SEPARATOR_OPTIONS = ("segment", "overlap", "batch_size", "device", "amp")
 
 
@@ -110,194 +99,6 @@ def parse_gain_options(gain: Optional[str], preset: Optional[str]) -> Tuple[Dict
     return gains, where
 
 
-def find_stem_files(folder: Path) -> Tuple[Dict[str, Path], Optional[Path]]:
-    """``{stem: file}`` of the audio files in ``folder`` (sorted by name), and a mixture file there, if any."""
-    if not folder.is_dir():
-        raise BandaError(f"--stems-dir {folder}: no such folder")
-    stems: Dict[str, Path] = {}
-    mixture = None
-    for f in sorted(folder.iterdir()):
-        if not f.is_file() or f.suffix.lower() not in AUDIO_EXTENSIONS or f.name.startswith("."):
-            continue
-        if f.stem in MIXTURE_NAMES:
-            mixture = f
-            continue
-        if f.stem in stems:
-            raise BandaError(f"--stems-dir {folder}: two files for stem {f.stem!r} ({stems[f.stem].name}, {f.name})")
-        stems[f.stem] = f
-    if not stems:
-        raise BandaError(f"--stems-dir {folder}: no stem files ({', '.join(AUDIO_EXTENSIONS)})")
-    return stems, mixture
-
-
-@dataclass
-class RemixJob:
-    """A checked remix, ready to run: ``produce(dst)`` writes it as float32 to ``dst`` and returns its peak."""
-
-    stems: List[str]
-    gains: np.ndarray
-    complement: str
-    produce: Callable[[Path], float]
-    notes: List[str] = field(default_factory=list)
-
-
-def check_stem_files(files: Dict[str, Path], mix: Optional[Path]) -> Tuple[int, int, int]:
-    """Check the headers of the stem files (and the mixture) before any work; return the remix's
-    ``(rate, channels, frames)``.
-
-    Every file must have the same rate and length; mono files are made stereo when others
-    are stereo (the mixture's channel count wins when there is one).
-    """
-    from ..audio import audio_info
-
-    infos = {name: audio_info(path) for name, path in files.items()}
-    if mix is not None:
-        infos["--mix"] = audio_info(mix)
-    ref_name = "--mix" if mix is not None else next(iter(files))
-    ref = infos[ref_name]
-    ref_path = mix if mix is not None else files[ref_name]
-    for name, info in infos.items():
-        path = mix if name == "--mix" else files[name]
-        if info.sample_rate != ref.sample_rate or info.frames != ref.frames:
-            raise AudioError(f"{path}: {info.frames} samples at {info.sample_rate} Hz, but {ref_path} has "
-                             f"{ref.frames} at {ref.sample_rate} Hz; stems and mixture must match")
-        if info.channels > 2:
-            raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
-    if ref.frames == 0:
-        raise AudioError(f"{ref_path}: audio is empty")
-    channels = ref.channels if mix is not None else max(i.channels for i in infos.values())
-    return ref.sample_rate, channels, ref.frames
-
-
-def _read_block(f: sf.SoundFile, frames: int, channels: int, path: Path) -> np.ndarray:
-    """The next ``frames`` samples of an open file as ``(channels, frames)``; errors name ``path``."""
-    from ..audio import convert_channels
-
-    try:
-        data = f.read(frames, dtype="float32", always_2d=True).T
-    except RuntimeError as e:  # LibsndfileError is a RuntimeError
-        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
-    if data.shape[1] != frames:
-        raise AudioError(f"{path}: ends after {f.tell()} samples; its header says {f.frames}")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: audio contains NaN or infinite samples")
-    return convert_channels(data, channels, str(path))
-
-
-def remix_stem_files(files: Dict[str, Path], mix: Optional[Path], gains: np.ndarray, complement: str, rate: int,
-                     channels: int, frames: int, dst: Path) -> float:
-    """Remix the stem files block by block into the float32 wav ``dst``; return its peak (NaN if it has NaN)."""
-    from ..remix import remix
-
-    block = max(1, int(rate * BLOCK_SECONDS))
-    peak = 0.0
-    with ExitStack() as stack:
-        opened = [(stack.enter_context(sf.SoundFile(str(path))), path) for path in files.values()]
-        mix_file = stack.enter_context(sf.SoundFile(str(mix))) if mix is not None else None
-        out = stack.enter_context(_open_writer(dst, dst, rate, channels, "FLOAT", "WAV"))
-        for start in range(0, frames, block):
-            n = min(block, frames - start)
-            stems = np.stack([_read_block(f, n, channels, path) for f, path in opened])
-            mixture = _read_block(mix_file, n, channels, mix) if mix_file is not None else None
-            y = remix(stems, gains, mixture, complement)
-            peak = float(np.maximum(peak, np.abs(y).max()))
-            out.write(y.T)
-    return peak
-
-
-def separation_job(args, out: Path, fmt: str, gains_db, where) -> RemixJob:
-    """-m: check the input and the output, load the model; the remix is written while it separates."""
-    from ..audio import audio_info, check_output_format
-    from ..fileio import check_output_file
-    from ..remix import Complement, resolve_gains
-
-    check_output_file(out, inputs=[args.input, args.model, args.config], option="-o")
-    info = audio_info(args.input)
-    if info.channels > 2:
-        raise AudioError(f"{args.input}: {info.channels} channels; banda handles mono or stereo (convert it first)")
-    if info.frames == 0:
-        raise AudioError(f"{args.input}: audio is empty")
-    check_output_format(out, fmt, args.bit_depth, info.sample_rate)
-    separator = build_separator(args)  # checks the separator options first
-    stems = separator.stems
-    gains = resolve_gains(stems, gains_db, where)  # before the (long) separation
-    complement = args.complement or "mixture"
-    target = Complement("(remix)", mode=complement, gains=dict(zip(stems, gains)))
-
-    def produce(dst: Path) -> float:
-        peaks: Dict[str, float] = {}
-        separator.separate_file(args.input, {target.name: dst}, fmt="wav", bit_depth=32, clip="none",
-                                complement=target, peaks=peaks)
-        return peaks[target.name]
-
-    return RemixJob(stems, gains, complement, produce)
-
-
-def stem_files_job(args, out: Path, fmt: str, gains_db, where) -> RemixJob:
-    """--stems-dir: find and check the stem files (headers only) and the output."""
-    from ..audio import check_output_format
-    from ..fileio import check_output_file
-    from ..remix import resolve_gains
-
-    files, found_mix = find_stem_files(Path(args.stems_dir))
-    stems = list(files)
-    gains = resolve_gains(stems, gains_db, where)
-    mix = Path(args.mix) if args.mix else None
-    complement = args.complement or ("mixture" if mix is not None else "sum")
-    if complement == "mixture" and mix is None:
-        raise BandaError("--complement mixture needs the mixture: give --mix FILE (or use --complement sum)")
-    check_output_file(out, inputs=[*files.values(), mix, found_mix, args.config], option="-o")
-    rate, channels, frames = check_stem_files(files, mix)
-    check_output_format(out, fmt, args.bit_depth, rate)
-    notes = [f"{found_mix} is not used as the mixture; give --mix {found_mix} to use it"] if mix is None and found_mix else []
-    return RemixJob(stems, gains, complement,
-                    lambda dst: remix_stem_files(files, mix, gains, complement, rate, channels, frames, dst), notes)
-
-
-def write_remix(job: RemixJob, out: Path, fmt: str, bit_depth: int, clip: str):
-    """Two streaming passes: the remix into a float32 temporary file (in $TMPDIR), its peak measured
-    on the way; then ``--clip`` (rescale needs that peak) applied block by block while ``out`` is
-    written atomically. Returns the :class:`~banda.remix.ClipReport`; nothing is left on failure."""
-    from ..audio import BIT_DEPTH_SUBTYPES, FORMATS, quantize
-    from ..fileio import atomic_path, temp_file
-    from ..remix import ClipReport, prevent_clipping
-
-    subtype = BIT_DEPTH_SUBTYPES[fmt][bit_depth]
-    new_dirs = [d for d in out.absolute().parents if not d.exists()]  # deepest first
-    try:
-        with temp_file(".wav") as tmp:
-            peak = job.produce(tmp)
-            if not math.isfinite(peak):
-                raise AudioError(f"{out}: the remix has NaN or infinite samples")
-            report = ClipReport(mode=clip, peak=peak)
-            with sf.SoundFile(str(tmp)) as f, atomic_path(out, suffix="." + fmt) as final:
-                with _open_writer(final, out, f.samplerate, f.channels, subtype, FORMATS[fmt]) as w:
-                    for block in f.blocks(blocksize=max(1, int(f.samplerate * BLOCK_SECONDS)), dtype="float32",
-                                          always_2d=True):
-                        y, part = prevent_clipping(block.T, clip, peak=peak)
-                        report.scale = part.scale
-                        report.limited += part.limited
-                        report.over += part.over
-                        w.write(quantize(y.T, subtype))
-        return report
-    except BaseException:
-        for d in new_dirs:  # folders atomic_path made, if left empty
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        raise
-
-
-def _open_writer(path: Path, name, rate: int, channels: int, subtype: str, fmt: str) -> sf.SoundFile:
-    try:
-        return sf.SoundFile(str(path), "w", samplerate=rate, channels=channels, subtype=subtype, format=fmt)
-    except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
-        raise AudioError(f"{name}: cannot write audio ({_short(e)})") from None
-
-
-def _short(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def _main(argv: Optional[List[str]]) -> int:
     parser = build_parser()
     args = parse_args_with_config(parser, argv)
@@ -318,8 +119,15 @@ def _main(argv: Optional[List[str]]) -> int:
     fmt = out.suffix.lstrip(".").lower()
     if fmt != "wav" and args.bit_depth == 32:
         raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {fmt or 'no extension'}")
+    from ..remix import separation_job, stem_files_job, write_remix
+
     gains_db, where = parse_gain_options(args.gain, args.preset)
-    job = (separation_job if args.model else stem_files_job)(args, out, fmt, gains_db, where)
+    if args.model:
+        job = separation_job(args.input, lambda: separator_from_args(args), out, fmt, args.bit_depth, gains_db, where,
+                             args.complement, extra_inputs=[args.model, args.config])
+    else:
+        job = stem_files_job(Path(args.stems_dir), Path(args.mix) if args.mix else None, out, fmt, args.bit_depth,
+                             gains_db, where, args.complement, extra_inputs=[args.config])
     setup_logging()
     report = write_remix(job, out, fmt, args.bit_depth, args.clip)
     for note in job.notes:  # reported once done, so a failure on the way is one line too

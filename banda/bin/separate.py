@@ -20,71 +20,16 @@ the output format's rounding) and whatever the model put in no stem stays in ``n
 complements of ``banda-remix`` (see banda/remix.py).
 """
 import argparse
-import glob
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
-from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
+from ..cli import ArgumentParser, add_separator_options, parse_args_with_config, run_main, separator_from_args, setup_logging
 from ..errors import BandaError
 
 log = logging.getLogger("banda.separate")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
-CUDA_BATCH_SIZE = 8  # segments per forward pass on a GPU unless --batch-size says otherwise
-MIN_SEGMENT, MAX_SEGMENT = 0.01, 600.0  # seconds (the model may need more: see Separator)
-
-
-def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
-    """The options of a :class:`~banda.inference.Separator` (also used by banda-remix)."""
-    p.add_argument("--segment", type=float, default=6.0, help=f"{note}segment length in seconds (default 6)")
-    p.add_argument("--overlap", type=float, default=0.25,
-                   help=f"{note}overlap between segments, fraction in [0, 1) (default 0.25)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help=f"{note}segments per forward pass (default: {CUDA_BATCH_SIZE} on CUDA, 1 on CPU, where "
-                        "larger batches only cost memory)")
-    p.add_argument("-d", "--device", default=None, help=f"{note}cpu or cuda (default: cuda when available)")
-    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
-                   help=f"{note}mixed precision for the model on CUDA (default off; STFTs stay float32)")
-
-
-def check_separator_options(args) -> str:
-    """Check the separator options before any work; returns the device to use."""
-    import math
-
-    import torch
-
-    if not (math.isfinite(args.overlap) and 0 <= args.overlap < 1):
-        raise BandaError(f"--overlap must be in [0, 1), got {args.overlap}")
-    if not (math.isfinite(args.segment) and MIN_SEGMENT <= args.segment <= MAX_SEGMENT):
-        raise BandaError(f"--segment must be between {MIN_SEGMENT} and {MAX_SEGMENT:g} seconds, got {args.segment}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise BandaError(f"--batch-size must be at least 1, got {args.batch_size}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        kind = torch.device(device)
-    except (RuntimeError, ValueError):
-        kind = None
-    if kind is None or kind.type not in ("cpu", "cuda"):
-        raise BandaError(f"--device {device!r}: not a device banda runs on (cpu, cuda or cuda:N)")
-    if kind.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BandaError(f"--device {device}: asked for, but no CUDA device is available")
-        if kind.index is not None and kind.index >= torch.cuda.device_count():
-            raise BandaError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices")
-    return device
-
-
-def build_separator(args):
-    """Check the separator options, load ``args.model`` and return a :class:`~banda.inference.Separator`."""
-    from ..inference import Separator
-    from ..models import load_model
-
-    device = check_separator_options(args)
-    batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.startswith("cuda") else 1)
-    return Separator(load_model(args.model), device=device, segment=args.segment, overlap=args.overlap,
-                     batch_size=batch_size, amp=args.amp, progress=not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,85 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_track_name(track: str, where) -> str:
-    """A track name becomes a folder or file name: not empty, not ``.``/``..``, no separators."""
-    if not track or track.strip() in ("", ".", "..") or any(c in track for c in "/\\\0"):
-        raise BandaError(f"{where}: track name {track!r} cannot name an output (empty, '.', '..' or with a path separator)")
-    return track
-
-
-def collect_inputs(inputs: List[str], scp: Optional[str], out: Optional[Path] = None) -> List[Tuple[str, Path]]:
-    """``(track, path)`` pairs from files, folders, globs or an scp file; duplicate track names are errors.
-
-    A track is named after its file, or after its folder when the file is called ``mixture``.
-    Files inside the output folder ``out`` are skipped when a folder is searched (the
-    outputs of an earlier run are not inputs).
-    """
-    pairs: List[Tuple[str, Path]] = []
-    out_resolved = Path(out).resolve() if out is not None else None
-    if scp:
-        from ..datadir import read_scp
-
-        pairs.extend((check_track_name(k, f"{scp}: id"), Path(v)) for k, v in read_scp(scp).items())
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-            if out_resolved is not None:
-                files = [f for f in files if out_resolved not in f.resolve().parents]
-            if not files:
-                raise BandaError(f"{path}: folder contains no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-            mixtures = [f for f in files if f.stem == "mixture"]
-            if mixtures:  # MUSDB-style track folders: the stems beside a mixture are references, not inputs
-                files = mixtures
-        elif path.is_file():
-            files = [path]
-        else:
-            files = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
-            if not files:
-                raise BandaError(f"{item}: no such file, folder or matching glob")
-        for f in files:
-            track = f.resolve().parent.name if f.stem == "mixture" else f.stem
-            pairs.append((check_track_name(track, f), f))
-    if not pairs:
-        raise BandaError("no inputs: give audio files, folders or globs, or --scp")
-    seen: Dict[str, Path] = {}
-    for track, f in pairs:
-        if track in seen:
-            raise BandaError(f"{f}: track name {track!r} also used by {seen[track]}; separate them in two calls or rename")
-        seen[track] = f
-    return pairs
-
-
-def output_paths(pairs: List[Tuple[str, Path]], stems: List[str], out: Path, pattern: str, ext: str) -> List[Dict[str, Path]]:
-    """Per track, stem -> output path from ``--filename``, all checked before any work: every
-    path lies inside ``out``, is no input, and no two outputs share a path."""
-    from ..fileio import check_output_dir, output_under
-
-    check_output_dir(out, "-o")
-    inputs = [p for _, p in pairs]
-    result: List[Dict[str, Path]] = []
-    seen: Dict[Path, str] = {}
-    for track, _ in pairs:
-        outputs = {}
-        for stem in stems:
-            try:
-                name = pattern.format(track=track, stem=stem, ext=ext)
-            except (KeyError, IndexError, ValueError, AttributeError) as e:
-                raise BandaError(f"--filename {pattern!r}: invalid pattern ({type(e).__name__}: {e}); "
-                                 "use the fields {track}, {stem} and {ext}") from None
-            path = output_under(out, name, inputs, what=f"--filename {pattern!r} ({track}/{stem})")
-            if path in seen:
-                raise BandaError(f"--filename {pattern!r}: {track}/{stem} and {seen[path]} would both be written to {path}")
-            seen[path] = f"{track}/{stem}"
-            outputs[stem] = path
-        result.append(outputs)
-    return result
-
-
 def _main(argv: Optional[List[str]]) -> int:
     from ..audio import audio_info
     from ..fileio import check_output_dir
+    from ..inference import check_separator_options
+    from ..tracks import collect_inputs, output_paths
     from ..remix import Complement, complement_name
 
     args = parse_args_with_config(build_parser(), argv)
@@ -196,7 +67,7 @@ def _main(argv: Optional[List[str]]) -> int:
         raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {args.format}")
     out = Path(args.out)
     check_output_dir(out, "-o")
-    check_separator_options(args)
+    check_separator_options(args.segment, args.overlap, args.batch_size, args.device)
     pairs = collect_inputs(args.inputs, args.scp, out)
     total = len(pairs)
     failed: Dict[str, str] = {}
@@ -208,7 +79,7 @@ def _main(argv: Optional[List[str]]) -> int:
                 raise
             failed[track] = str(e)
     pairs = [(t, p) for t, p in pairs if t not in failed]
-    separator = build_separator(args)
+    separator = separator_from_args(args)
     complement = None
     if args.two_stems:
         if args.stems:
