@@ -115,14 +115,20 @@ def read_audio(
         raise AudioError(f"{path}: audio is empty" + (f" from sample {start}" if start else ""))
     if not np.isfinite(audio).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
-    if audio.shape[0] > 2 and not allow_multichannel and channels is None:
-        raise AudioError(f"{path}: {audio.shape[0]} channels; banda handles mono or stereo (convert it first)")
+    if not allow_multichannel and channels is None:
+        check_mono_or_stereo(audio.shape[0], path)
     if channels is not None:
         audio = convert_channels(audio, channels, name=str(path), allow_downmix=allow_multichannel)
     if sample_rate is not None and sample_rate != file_rate:
         audio = resample(audio, file_rate, sample_rate)
         file_rate = sample_rate
     return audio, file_rate
+
+
+def check_mono_or_stereo(channels: int, name, error=AudioError) -> None:
+    """banda's models take mono or stereo audio: more channels is an ``error`` naming ``name``."""
+    if channels > 2:
+        raise error(f"{name}: {channels} channels; banda handles mono or stereo (convert it first)")
 
 
 def convert_channels(audio: np.ndarray, channels: int, name: str = "audio", allow_downmix: bool = False) -> np.ndarray:

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from . import audio as _audio
-from .audio import BIT_DEPTH_SUBTYPES, open_writer, FORMATS, audio_info, check_output_format, convert_channels, quantize, resample
+from .audio import (BIT_DEPTH_SUBTYPES, FORMATS, audio_info, check_mono_or_stereo, check_output_format, convert_channels,
+                    open_writer, quantize, resample)
 from .errors import AudioError, BandaError
 from .fileio import atomic_path, temp_file
 from .remix import Complement, weighted_sum
@@ -169,19 +170,9 @@ def check_separator_options(segment: float, overlap: float, batch_size: Optional
         raise BandaError(f"--segment must be between {MIN_SEGMENT} and {MAX_SEGMENT:g} seconds, got {segment}")
     if batch_size is not None and batch_size < 1:
         raise BandaError(f"--batch-size must be at least 1, got {batch_size}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        kind = torch.device(device)
-    except (RuntimeError, ValueError):
-        kind = None
-    if kind is None or kind.type not in ("cpu", "cuda"):
-        raise BandaError(f"--device {device!r}: not a device banda runs on (cpu, cuda or cuda:N)")
-    if kind.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BandaError(f"--device {device}: asked for, but no CUDA device is available")
-        if kind.index is not None and kind.index >= torch.cuda.device_count():
-            raise BandaError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices")
-    return device
+    from .device import resolve_device
+
+    return str(resolve_device(device, "--device"))
 
 
 def build_separator(model_path, device: Optional[str] = None, segment: float = 6.0, overlap: float = 0.25,
@@ -221,9 +212,9 @@ class Separator:
         self.overlap = overlap
         self.batch_size = batch_size
         self.progress = progress
-        if amp not in ("off", "bf16", "fp16"):
-            raise BandaError(f"amp must be off, bf16 or fp16, not {amp!r}")
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp) if self.device.type == "cuda" else None
+        from .device import amp_dtype
+
+        self.amp_dtype = amp_dtype(amp, self.device)
 
     @torch.inference_mode()
     def _process(self, chunks: np.ndarray, stem_index: Optional[List[int]] = None) -> np.ndarray:
@@ -277,8 +268,7 @@ class Separator:
         info = audio_info(path)
         if info.frames == 0:
             raise AudioError(f"{path}: audio is empty")
-        if info.channels > 2:
-            raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
+        check_mono_or_stereo(info.channels, path)
         stems = list(outputs)
         gains = None
         if complement is not None:

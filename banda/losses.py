@@ -28,6 +28,7 @@ from torch import nn
 
 from .config import check_params
 from .errors import ConfigError
+from .models.stft import stft
 from .registry import Registry
 
 LOSSES = Registry("loss")
@@ -58,11 +59,7 @@ def silence_weights(target: torch.Tensor, silence_db: Optional[float], silence_w
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     """``(batch, stems, channels, time)`` -> real view ``(batch, stems, channels*freq*frames*2)``."""
     b, s = x.shape[:2]
-    spec = torch.stft(
-        x.reshape(-1, x.shape[-1]).float(), n_fft=n_fft, hop_length=hop,
-        window=torch.hann_window(n_fft, device=x.device), return_complex=True,
-    )
-    return torch.view_as_real(spec).reshape(b, s, -1)
+    return torch.view_as_real(stft(x, n_fft, hop)).reshape(b, s, -1)
 
 
 class _Domain(nn.Module):
@@ -234,9 +231,7 @@ class MSEMagnitudeLoss(ItemLoss):
         b, s = x.shape[:2]
         if not self.center and x.shape[-1] < self.n_fft:
             raise ValueError(f"mse_magnitude: signals of {x.shape[-1]} samples are shorter than n_fft {self.n_fft}")
-        spec = torch.stft(x.reshape(-1, x.shape[-1]).float(), n_fft=self.n_fft, hop_length=self.hop_length,
-                          window=torch.hann_window(self.n_fft, device=x.device), center=self.center, return_complex=True)
-        return spec.abs().reshape(b, s, -1)
+        return stft(x, self.n_fft, self.hop_length, center=self.center).abs().reshape(b, s, -1)
 
     def per_item(self, estimate, target):
         return _per_item((self._magnitude(estimate) - self._magnitude(target)).square())

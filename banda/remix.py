@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from . import audio as _audio
-from .audio import AUDIO_EXTENSIONS, open_writer
+from .audio import AUDIO_EXTENSIONS, check_mono_or_stereo, open_writer
 from .errors import AudioError, BandaError
 
 COMPLEMENTS = ("mixture", "sum")
@@ -289,8 +289,7 @@ def check_stem_files(files: Dict[str, Path], mix: Optional[Path]) -> Tuple[int, 
         if info.sample_rate != ref.sample_rate or info.frames != ref.frames:
             raise AudioError(f"{path}: {info.frames} samples at {info.sample_rate} Hz, but {ref_path} has "
                              f"{ref.frames} at {ref.sample_rate} Hz; stems and mixture must match")
-        if info.channels > 2:
-            raise AudioError(f"{path}: {info.channels} channels; banda handles mono or stereo (convert it first)")
+        check_mono_or_stereo(info.channels, path)
     if ref.frames == 0:
         raise AudioError(f"{ref_path}: audio is empty")
     channels = ref.channels if mix is not None else max(i.channels for i in infos.values())
@@ -341,8 +340,7 @@ def separation_job(song, make_separator: Callable, out: Path, fmt: str, bit_dept
 
     check_output_file(out, inputs=[song, *extra_inputs], option="-o")
     info = audio_info(song)
-    if info.channels > 2:
-        raise AudioError(f"{song}: {info.channels} channels; banda handles mono or stereo (convert it first)")
+    check_mono_or_stereo(info.channels, song)
     if info.frames == 0:
         raise AudioError(f"{song}: audio is empty")
     check_output_format(out, fmt, bit_depth, info.sample_rate)

@@ -43,6 +43,7 @@ from tqdm import tqdm
 from . import fileio
 from .config import OPEN, dump_yaml, load_yaml, to_plain
 from .datadir import read_scp, validate_data_dir
+from .device import amp_dtype, auto_amp, resolve_device
 from .data import FixedChunkDataset, RandomMixDataset
 from .errors import BandaError, ConfigError, DataError
 from .losses import LossHandler, si_sdr_db
@@ -259,7 +260,9 @@ def _load_pth(path: Path, what: str, hint: str = "", map_location="cpu"):
 
 def _spectrogram_image(audio: torch.Tensor) -> torch.Tensor:
     """``(channels, time)`` -> ``(1, freq, frames)`` log-magnitude image in [0, 1], low frequencies at the bottom."""
-    spec = torch.stft(audio.float().mean(0), 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
+    from .models.stft import stft
+
+    spec = stft(audio.float().mean(0), 1024, 256).abs()
     db = 20 * torch.log10(spec + 1e-5)
     db = db.clamp_min(db.max() - 80)
     img = (db - db.min()) / (db.max() - db.min() + 1e-8)
@@ -294,28 +297,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up
     def _setup_device(self):
-        want = self.cfg["train"]["device"]
-        if want == "auto":
-            want = "cuda" if torch.cuda.is_available() else "cpu"
-        if want.startswith("cuda"):
-            if not torch.cuda.is_available():
-                raise BandaError("train.device is cuda but no CUDA device is available")
-            device = torch.device("cuda", self.local_rank if self.world > 1 else torch.device(want).index or 0)
+        device = resolve_device(self.cfg["train"]["device"], "train.device")
+        if device.type == "cuda":
+            device = torch.device("cuda", self.local_rank if self.world > 1 else device.index or 0)
             torch.cuda.set_device(device)
-        else:
-            device = torch.device("cpu")
         self._own_process_group = self.world > 1 and not dist.is_initialized()
         if self._own_process_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         self.device = device
         amp = self.cfg["train"]["amp"]
         if amp == "auto":
-            amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+            amp = auto_amp(device)
         if amp != "off" and device.type != "cuda":
             log.warning("train.amp=%s requested on CPU: mixed precision is off on CPU", amp)
             amp = "off"
         self.amp = amp
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.amp_dtype = amp_dtype(amp, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
 
     def _setup_logging(self):

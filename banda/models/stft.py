@@ -1,4 +1,4 @@
-"""STFT / iSTFT in float32, safe under autocast."""
+"""STFT / iSTFT in float32, safe under autocast: the one place banda calls ``torch.stft``."""
 import torch
 from torch import nn
 
@@ -49,3 +49,9 @@ class STFT(nn.Module):
                 length=length,
             )
         return audio.reshape(*shape[:-2], audio.shape[-1])
+
+
+def stft(audio: torch.Tensor, n_fft: int, hop_length: int, center: bool = True) -> torch.Tensor:
+    """Complex STFT with a Hann window, ``(..., time)`` -> ``(..., freq, frames)``, as :class:`STFT`
+    computes it (float32, autocast off); for losses and logging, which have no module to hold it."""
+    return STFT(n_fft, hop_length, center=center).to(audio.device)(audio)
