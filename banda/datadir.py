@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .errors import DataError
-from .fileio import write_text
+from .errors import BandaError, DataError
+from .fileio import check_output_dir, write_text
 
 PathLike = Union[str, os.PathLike]
 MIX = "mix"
@@ -38,7 +38,7 @@ def read_scp(path: PathLike) -> Dict[str, str]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     table: Dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_text_file(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
@@ -51,11 +51,21 @@ def read_scp(path: PathLike) -> Dict[str, str]:
     return table
 
 
+def read_text_file(path: PathLike, what: str = "text file") -> str:
+    """The text of ``path``; a file that is not UTF-8 text or cannot be read is a :class:`DataError` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a {what} (it is not UTF-8 text)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
 def write_scp(path: PathLike, table: Dict[str, object]) -> None:
     """Write ``<id> <value>`` lines sorted by id in byte order (``LC_ALL=C sort``), atomically."""
     for key in table:
-        if not key or any(c.isspace() for c in key):
-            raise DataError(f"{path}: id {key!r} is empty or contains whitespace")
+        if not key or any(c.isspace() for c in key) or key in (".", ".."):
+            raise DataError(f"{path}: id {key!r} is empty, '.' or '..', or contains whitespace")
     lines = [f"{k} {table[k]}\n" for k in sorted(table, key=lambda k: k.encode())]
     write_text(path, "".join(lines))
 
@@ -213,6 +223,8 @@ def make_ids(names: Sequence[str], where: PathLike, what: str = "track") -> Dict
         key = track_id(name)
         if not key:
             raise DataError(f"{where}: {what} {name!r} has no letters, digits, '.', '_' or '-' to make an id from")
+        if key in (".", ".."):  # as a folder name (AUDIO_OUT/<id>, separated outputs) it would leave its folder
+            raise DataError(f"{where}: {what} {name!r} would get the id {key!r}; rename it")
         if key in seen:
             raise DataError(f"{where}: {what}s {seen[key]!r} and {name!r} both map to id {key!r}; rename one")
         seen[key] = name
@@ -230,7 +242,10 @@ def write_data_dir(out: PathLike, rows: Dict[str, Tuple[Dict[str, str], int]], s
 
 def write_data_dirs(out: PathLike, plan: Dict[str, Dict[str, Tuple[Dict[str, str], int]]], stems: Sequence[str],
                     what: str = "tracks") -> Dict[str, int]:
-    """:func:`write_data_dir` for each ``{set name: rows}`` under ``out``; returns the row counts."""
+    """:func:`write_data_dir` for each ``{set name: rows}`` under ``out``; returns the row counts.
+    Every data dir is checked to be writable before the first is written."""
+    for name, rows in plan.items():
+        check_data_dir_output(Path(out) / name, [f"{key}.scp" for key in [MIX, *stems]] + [NUM_SAMPLES])
     for name, rows in plan.items():
         write_data_dir(Path(out) / name, rows, stems)
         logger.info("%s: %d %s", Path(out) / name, len(rows), what)
@@ -240,8 +255,22 @@ def write_data_dirs(out: PathLike, plan: Dict[str, Dict[str, Tuple[Dict[str, str
 # --- subset, split, combine ---------------------------------------------------------------
 
 
+def check_data_dir_output(dst: PathLike, names: Iterable[str] = (), what: str = "output data dir") -> None:
+    """Check before writing that ``dst`` is, or can be made, a folder and that none of the
+    files ``names`` in it is a folder; raises :class:`DataError` naming ``what`` and the path."""
+    dst = Path(dst)
+    try:
+        check_output_dir(dst, what)
+    except BandaError as e:
+        raise DataError(str(e)) from None
+    for name in names or ():
+        if (dst / name).is_dir():
+            raise DataError(f"{what} {dst}: {dst / name} is a folder, not a file")
+
+
 def _write_tables(dst: Path, tables: Dict[str, Dict[str, str]], ids: Sequence[str]) -> None:
     """Write the rows ``ids`` of every table to ``dst``; drop id files of an earlier run there."""
+    check_data_dir_output(dst, tables)
     dst.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         write_scp(dst / name, {key: table[key] for key in ids})
@@ -307,6 +336,8 @@ def split_data_dir(src: PathLike, n: int) -> List[Path]:
     if n < 1 or n > len(all_ids):
         raise DataError(f"{src}: cannot split {len(all_ids)} ids into {n} parts")
     size, extra = divmod(len(all_ids), n)
+    for i in range(1, n + 1):  # every part checked before the first is written
+        check_data_dir_output(src / f"split{n}" / str(i), tables)
     parts: List[Path] = []
     start = 0
     for i in range(1, n + 1):
@@ -337,10 +368,6 @@ def combine_data_dirs(dst: PathLike, srcs: Sequence[PathLike]) -> Path:
                 f"{src}: stems ({', '.join(stem_names(src))}) differ from those of {srcs[0]} ({', '.join(stems)})"
             )
     names = [name for name in all_tables[0] if all(name in t for t in all_tables)]
-    for src, tables in zip(srcs, all_tables):
-        for name in tables:
-            if name not in names:
-                logger.warning("%s: %s is not in every data dir; left out of %s", src, name, dst)
     owner: Dict[str, Path] = {}
     combined: Dict[str, Dict[str, str]] = {name: {} for name in names}
     for src, tables in zip(srcs, all_tables):
@@ -350,6 +377,11 @@ def combine_data_dirs(dst: PathLike, srcs: Sequence[PathLike]) -> Path:
             owner[key] = src
         for name in names:
             combined[name].update(tables[name])
+    check_data_dir_output(dst, names)  # every check before the first warning line
+    for src, tables in zip(srcs, all_tables):
+        for name in tables:
+            if name not in names:
+                logger.warning("%s: %s is not in every data dir; left out of %s", src, name, dst)
     ids = sorted(owner, key=lambda k: k.encode())
     _write_tables(dst, combined, ids)
     return dst

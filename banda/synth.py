@@ -47,6 +47,8 @@ STEMS = ("vocals", "drums", "bass", "other")
 SUBSETS = ("train", "test")
 MIXTURE = "mixture"
 MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 384000
+MAX_DURATION = 600.0  # seconds per track: the tracks are rendered in memory
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MODES = {
@@ -720,6 +722,13 @@ def _write_pcm16(path: Path, audio: np.ndarray, sample_rate: int) -> None:
         sf.write(str(tmp), audio.T, int(sample_rate), subtype="PCM_16", format="WAV")
 
 
+def _is_whole(value) -> bool:
+    try:
+        return int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def synthesize_dataset(out: PathLike, num_train: int = 24, num_test: int = 6, duration: float = 12.0,
                        seed: int = 0, sample_rate: int = SAMPLE_RATE, progress: bool = True) -> List[TrackInfo]:
     """Write the synthetic dataset under ``out`` (see the module docstring); return the tracks' facts.
@@ -727,15 +736,20 @@ def synthesize_dataset(out: PathLike, num_train: int = 24, num_test: int = 6, du
     Existing files of the same tracks are overwritten; a track folder under ``out/train`` or
     ``out/test`` that is not part of this dataset is an error (it would leak into data prep).
     """
-    if num_train < 0 or num_test < 0 or num_train + num_test == 0:
-        raise ConfigError(f"need num_train >= 0, num_test >= 0 and at least one track (got {num_train}, {num_test})")
-    if not duration >= 1.0:
-        raise ConfigError(f"duration must be at least 1 second (got {duration})")
-    if int(sample_rate) != sample_rate or sample_rate < MIN_SAMPLE_RATE:
-        raise ConfigError(f"sample rate must be an integer >= {MIN_SAMPLE_RATE} (got {sample_rate})")
+    for option, value in (("--num-train", num_train), ("--num-test", num_test), ("--seed", seed)):
+        if not _is_whole(value) or value < 0:
+            raise ConfigError(f"{option} must be a whole number >= 0, got {value}")
+    if num_train + num_test == 0:
+        raise ConfigError("--num-train and --num-test are both 0: no tracks to make")
+    if not 1.0 <= duration <= MAX_DURATION:  # also refuses nan
+        raise ConfigError(f"--duration must be between 1 and {MAX_DURATION:g} seconds, got {duration}")
+    if not _is_whole(sample_rate) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ConfigError(f"--sample-rate must be a whole number of Hz from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}, "
+                          f"got {sample_rate}")
+    from .datadir import check_data_dir_output
+
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a directory")
+    check_data_dir_output(out, ["tracks.tsv"], "--out")
     jobs = [(subset, i) for subset, count in (("train", num_train), ("test", num_test)) for i in range(count)]
     for subset in SUBSETS:
         want = {track_name(s, i) for s, i in jobs if s == subset}
@@ -744,6 +758,8 @@ def synthesize_dataset(out: PathLike, num_train: int = 24, num_test: int = 6, du
         if stale:
             raise DataError(f"{folder}: holds {len(stale)} track folder(s) not in this dataset (e.g. {stale[0]!r}); "
                             "remove them or choose another --out")
+    for subset, i in jobs:  # every output location checked before the first track is rendered
+        check_data_dir_output(out / subset / track_name(subset, i), [f"{n}.wav" for n in STEMS + (MIXTURE,)], "--out")
     from tqdm import tqdm
 
     infos: List[TrackInfo] = []

@@ -21,6 +21,7 @@ from banda.datadir import (
     MIX,
     combine_data_dirs,
     read_scp,
+    read_text_file,
     split_data_dir,
     stem_names,
     subset_data_dir,
@@ -63,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _read_id_list(path: str) -> List[str]:
     file = Path(path)
     if not file.is_file():
-        raise DataError(f"{file}: no such file (list of ids)")
-    return [line.split()[0] for line in file.read_text().splitlines() if line.strip()]
+        raise DataError(f"--ids {file}: no such file (list of ids)")
+    ids = [line.split()[0] for line in read_text_file(file, "list of ids").splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"--ids {file}: no ids in it")
+    return ids
 
 
 def _num_ids(data_dir: Path) -> int:

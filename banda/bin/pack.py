@@ -34,8 +34,11 @@ def _main(argv: Optional[List[str]]) -> int:
     exp = Path(args.exp_dir)
     weights = exp / args.weights
     if not weights.is_file():
-        have = ", ".join(sorted(p.name for p in exp.glob("*.pth"))) or "none"
+        have = ", ".join(sorted(p.name for p in exp.glob("*.pth") if p.is_file())) or "none"
         raise BandaError(f"{weights}: not found (weights in {exp}: {have})")
+    out = Path(args.out) if args.out else exp / "model_pack.pth"
+    # before any work, and never onto the weights
+    fileio.check_output_file(out, [weights], option="--out" if args.out else "--exp_dir")
     archive = read_archive(weights)
     model_from_archive(archive, where=weights)  # the archive must rebuild and load before it is shipped
     config_path = exp / "config.yaml"
@@ -49,7 +52,6 @@ def _main(argv: Optional[List[str]]) -> int:
             raise BandaError(f"{results}: cannot read ({e})") from None
     archive["versions"] = dict(archive.get("versions", {}), python=platform.python_version())
     archive["packed_from"] = str(weights)
-    out = Path(args.out) if args.out else exp / "model_pack.pth"
     fileio.torch_save(archive, out)
     print(f"packed {weights} -> {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -32,6 +32,7 @@ from ..audio import audio_info
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..datadir import MIX, make_ids, track_id, write_data_dirs
 from ..errors import AudioError, ConfigError, DataError
+from ..fileio import check_output_dir
 from .prepare_musdb import parse_stems
 
 PROG = "banda-prepare-dnr"
@@ -71,7 +72,8 @@ def parse_splits(text: str) -> List[Tuple[str, str]]:
             continue
         folder, sep, name = part.partition(":")
         folder, name = folder.strip(), name.strip()
-        if not sep or not folder or not name or "/" in folder or track_id(name) != name:
+        if not sep or not folder or not name or "/" in folder or track_id(name) != name or \
+                folder in (".", "..") or name in (".", ".."):  # a data dir outside --out, a split outside the root
             raise ConfigError(f"--splits: expected FOLDER:DATA_DIR pairs such as 'tr:train,cv:valid', got {part!r}")
         pairs.append((folder, name))
     if not pairs:
@@ -137,7 +139,9 @@ def prepare_dnr(root, out, stems: Sequence[str] = STEMS,
     """Write the data dirs (see the module docstring); return the number of items per data dir."""
     root, out = Path(root), Path(out)
     if not root.is_dir():
-        raise DataError(f"{root}: no such directory (DnR root with tr/, cv/, tt/)")
+        what = "not a folder" if root.exists() else "no such directory"
+        raise DataError(f"{root}: {what} (DnR root with tr/, cv/, tt/)")
+    check_output_dir(out, "--out")
     pairs = list(splits) if splits else detect_splits(root)
     plan: Dict[str, Dict[str, Tuple[Dict[str, str], int]]] = {}
     for folder_name, name in pairs:  # check everything before writing anything

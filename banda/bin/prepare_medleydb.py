@@ -49,9 +49,11 @@ Everything is checked (layout, YAML structure, files, rates, lengths) before any
 written; a problem stops with one line naming the track and file (exit code 2).
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import sys
@@ -64,9 +66,9 @@ import numpy as np
 
 from ..audio import BIT_DEPTH_SUBTYPES, audio_info, convert_channels, quantize
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, make_ids, track_id, write_data_dir
+from ..datadir import MIX, NUM_SAMPLES, check_data_dir_output, make_ids, read_text_file, track_id, write_data_dir
 from ..errors import AudioError, ConfigError, DataError
-from ..fileio import write_text
+from ..fileio import check_output_dir, write_text
 from .prepare_musdb import parse_stems
 
 PROG = "banda-prepare-medleydb"
@@ -218,7 +220,11 @@ def read_coefficients(path: Optional[str], kind: str) -> Optional[Dict[str, Dict
     file = Path(path)
     if not file.is_file():
         raise DataError(f"--mixing-coefficients {file}: no such file")
-    data = yaml.safe_load(file.read_text())
+    try:
+        data = yaml.safe_load(read_text_file(file, "YAML file of mixing coefficients"))
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"--mixing-coefficients {file}: invalid YAML ({first})") from None
     if not isinstance(data, dict):
         raise DataError(f"{file}: expected {{<Track>: {{{kind}: {{1: c1, 2: c2, ...}}}}}}")
     table: Dict[str, Dict[int, float]] = {}
@@ -347,7 +353,7 @@ def read_track_list(path: str, what: str, known: Sequence[str]) -> List[str]:
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: no such file (list of {what} track names)")
-    names = [line.strip() for line in file.read_text().splitlines()]
+    names = [line.strip() for line in read_text_file(file, f"list of {what} track names").splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
         raise DataError(f"{file}: no track names in it")
@@ -405,7 +411,8 @@ def split_tracks(tracks: Sequence[str], valid_tracks: Optional[str] = None, test
 def list_tracks(root: Path) -> List[str]:
     audio = root / "Audio"
     if not root.is_dir():
-        raise DataError(f"{root}: no such directory (MedleyDB root with Audio/ and Metadata/)")
+        what = "not a folder" if root.exists() else "no such directory"
+        raise DataError(f"{root}: {what} (MedleyDB root with Audio/ and Metadata/)")
     if not audio.is_dir():
         raise DataError(f"{root}: no Audio/ folder (expected MedleyDB's layout Audio/<Track>/<Track>_MIX.wav)")
     tracks = sorted((p.name for p in audio.iterdir() if p.is_dir() and not p.name.startswith(".")), key=str.encode)
@@ -435,20 +442,32 @@ def prepare_medleydb(root, out, audio_out, stems: Sequence[str] = STEMS, overrid
     if bit_depth not in subtypes:
         raise ConfigError(f"--bit-depth must be one of {sorted(subtypes)}, got {bit_depth}")
     subtype = subtypes[bit_depth]
+    if not (math.isfinite(length_tolerance) and length_tolerance >= 0):
+        raise ConfigError(f"--length-tolerance must be a number of seconds >= 0, got {length_tolerance}")
+    check_output_dir(out, "--out")
+    check_output_dir(audio_out, "--audio-out")
     overrides = overrides or {}
     coefficients = read_coefficients(mixing_coefficients, coefficient_type)
     tracks = list_tracks(root)
     make_ids(tracks, root / "Audio")  # refuses empty and colliding ids before any work
     meta_dir = Path(metadata_dir) if metadata_dir else None
     plans = {t: scan_track(root, t, stems, overrides, meta_dir, coefficients, length_tolerance) for t in tracks}
-    if exclude_bleed:
-        bleed = [t for t in tracks if plans[t].has_bleed]
-        if bleed:
-            log.info("--exclude-bleed: leaving out %d tracks with has_bleed: yes (%s)", len(bleed), ", ".join(bleed))
+    bleed = [t for t in tracks if plans[t].has_bleed] if exclude_bleed else []
+    if bleed:
         tracks = [t for t in tracks if not plans[t].has_bleed]
         if not tracks:
             raise DataError(f"{root}: every track has bleed; nothing left with --exclude-bleed")
     sets = split_tracks(tracks, valid_tracks, test_tracks, valid_fraction, test_fraction, seed)
+    # Every output location checked too, before the first file (or log line) is written.
+    names = stems + (["mixture"] if mixture == "sum" else [])
+    for t in tracks:
+        check_data_dir_output(audio_out / plans[t].id, [f"{n}.wav" for n in names] + [MARKER], "--audio-out")
+    check_data_dir_output(audio_out, ["stem_groups.tsv"], "--audio-out")
+    for name in ("train", "valid", "test"):
+        if sets[name]:
+            check_data_dir_output(out / name, [f"{key}.scp" for key in [MIX, *stems]] + [NUM_SAMPLES])
+    if bleed:
+        log.info("--exclude-bleed: leaving out %d tracks with has_bleed: yes (%s)", len(bleed), ", ".join(bleed))
 
     # Everything checked; now write the audio (skipping tracks that are complete).
     labels_to_other = Counter()
@@ -459,17 +478,26 @@ def prepare_medleydb(root, out, audio_out, stems: Sequence[str] = STEMS, overrid
                 labels_to_other[normalize_label(s.labels[0])] += 1
     clip_total = Counter()
     skipped = 0
+    made_audio_out = not audio_out.exists()
     for t in tqdm(tracks, desc="medleydb", unit="track", disable=not progress, dynamic_ncols=True):
         plan = plans[t]
         folder = audio_out / plan.id
         signature = _signature(plan, stems, subtype, mixture)
-        names = stems + (["mixture"] if mixture == "sum" else [])
         marker = folder / MARKER
-        if not overwrite and marker.is_file() and marker.read_text().strip() == signature and \
+        if not overwrite and marker.is_file() and marker.read_text(errors="replace").strip() == signature and \
                 all((folder / f"{n}.wav").is_file() for n in names):
             skipped += 1
             continue
-        clipped = write_track(plan, folder, stems, subtype, mixture == "sum")
+        made = not folder.exists()
+        try:
+            clipped = write_track(plan, folder, stems, subtype, mixture == "sum")
+        except BaseException:  # e.g. NaN samples, found only now: leave no empty folders behind
+            with contextlib.suppress(OSError):
+                if made:
+                    folder.rmdir()
+                if made_audio_out:
+                    audio_out.rmdir()
+            raise
         for name, n in clipped.items():
             if n:
                 log.warning("%s: %d samples of %s.wav were outside [-1, 1] and clipped (use --bit-depth 32)", t, n, name)

@@ -22,8 +22,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..audio import audio_info
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
-from ..datadir import MIX, make_ids, track_id, write_data_dirs  # noqa: F401 (track_id is re-exported)
+from ..datadir import MIX, make_ids, read_text_file, track_id, write_data_dirs  # noqa: F401 (track_id is re-exported)
 from ..errors import ConfigError, DataError
+from ..fileio import check_output_dir
 
 PROG = "banda-prepare-musdb"
 log = logging.getLogger("banda.prepare_musdb")
@@ -88,7 +89,7 @@ def _read_track_list(path: str) -> List[str]:
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: no such file (list of validation track names)")
-    names = [line.strip() for line in file.read_text().splitlines()]
+    names = [line.strip() for line in read_text_file(file, "list of track names").splitlines()]
     names = [n for n in names if n]
     if not names:
         raise DataError(f"{file}: no track names in it")
@@ -145,7 +146,9 @@ def prepare_musdb(root, out, stems: Sequence[str] = STEMS, subsets: Sequence[str
         raise ConfigError("give only one of --valid-tracks and --num-valid")
     root, out = Path(root), Path(out)
     if not root.is_dir():
-        raise DataError(f"{root}: no such directory (MUSDB18-HQ root with train/ and test/)")
+        what = "not a folder" if root.exists() else "no such directory"
+        raise DataError(f"{root}: {what} (MUSDB18-HQ root with train/ and test/)")
+    check_output_dir(out, "--out")
     plan: Dict[str, Dict[str, Tuple[Dict[str, str], int]]] = {}
     for subset in subsets:  # check everything before writing anything
         folder = root / subset
