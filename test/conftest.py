@@ -21,7 +21,7 @@ TINY_MODEL = {"bands": "v7", "dim": 8, "n_layers": 1, "hidden": 8, "mask_hidden"
 def tiny_data_dirs(tmp_path_factory) -> Path:
     """3 train + 1 test synthetic tracks of 3 s (seed 0) prepared into ``data/{train,valid,test}``
     (2 train tracks, 1 valid, 1 test); returns the ``data`` root."""
-    from banda.bin.prepare_musdb import prepare_musdb
+    from banda.corpora.musdb import prepare_musdb
     from banda.synth import synthesize_dataset
 
     root = tmp_path_factory.mktemp("tiny_corpus")
@@ -68,7 +68,7 @@ def full_train_config(data_root, **sections) -> dict:
     """:func:`tiny_train_config` merged into banda-train's defaults, as ``banda-train`` resolves
     it: what :class:`banda.train.Trainer` takes in-process."""
     from banda.config import merge_strict, to_plain
-    from banda.train import TRAIN_DEFAULTS
+    from banda.train import TRAIN_DEFAULTS  # the separation task's
 
     return to_plain(merge_strict(TRAIN_DEFAULTS, tiny_train_config(data_root, **sections), "test config"))
 

@@ -1,4 +1,4 @@
-"""Data prep from a Divide and Remaster (DnR) folder: banda.bin.prepare_dnr."""
+"""Data prep from a Divide and Remaster (DnR) folder: banda.corpora.dnr behind banda.bin.prepare_dnr."""
 import re
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from banda.bin import prepare_dnr as prep
+from banda.bin.prepare_dnr import main
 from banda.datadir import read_scp, validate_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def root(tmp_path) -> Path:
 
 
 def run(argv, capsys):
-    code = prep.main(argv)
+    code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -1,6 +1,6 @@
-"""banda.bin.prepare_medleydb: instrument mapping, group sums, splits, re-runs and errors on a
-tiny synthetic copy of MedleyDB's exact layout (Audio/<Track>/<Track>_MIX.wav, _STEMS/, _RAW/,
-Metadata/<Track>_METADATA.yaml)."""
+"""banda.corpora.medleydb behind banda.bin.prepare_medleydb: instrument mapping, group sums,
+splits, re-runs and errors on a tiny synthetic copy of MedleyDB's exact layout
+(Audio/<Track>/<Track>_MIX.wav, _STEMS/, _RAW/, Metadata/<Track>_METADATA.yaml)."""
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from banda.bin.prepare_medleydb import INSTRUMENT_GROUPS, STEMS, group_of, main, parse_map, prepare_medleydb, split_tracks
+from banda.bin.prepare_medleydb import main
+from banda.corpora.medleydb import INSTRUMENT_GROUPS, STEMS, group_of, parse_map, prepare_medleydb, split_tracks
 from banda.datadir import read_scp, validate_data_dir
 from banda.errors import BandaError
 

@@ -1,4 +1,4 @@
-"""Data prep from a MUSDB18-HQ-layout folder: banda.bin.prepare_musdb."""
+"""Data prep from a MUSDB18-HQ-layout folder: banda.corpora.musdb behind banda.bin.prepare_musdb."""
 import re
 import subprocess
 import sys
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from banda.bin import prepare_musdb as prep
+from banda.bin.prepare_musdb import main
+from banda.corpora.musdb import MUSDB_VALID_TRACKS, track_id
 from banda.datadir import read_scp, validate_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def make_track(folder: Path, frames: int, files=("mixture",) + STEMS) -> None:
 def root(tmp_path) -> Path:
     """A tiny MUSDB18-HQ copy: 19 train tracks (14 of them the standard validation ones), 3 test tracks."""
     root = tmp_path / "musdb18hq"
-    for k, name in enumerate(sorted(prep.MUSDB_VALID_TRACKS + EXTRA_TRAIN)):
+    for k, name in enumerate(sorted(MUSDB_VALID_TRACKS + EXTRA_TRAIN)):
         make_track(root / "train" / name, 4410 + k)
     for k, name in enumerate(TEST):
         make_track(root / "test" / name, 4000 + k)
@@ -52,17 +53,17 @@ def root(tmp_path) -> Path:
 
 
 def run(argv, capsys):
-    code = prep.main(argv)
+    code = main(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
 def test_track_id():
-    assert prep.track_id("Music Delta - 80s Rock") == "Music_Delta_-_80s_Rock"
-    assert prep.track_id("Johnny Lokke - Promises & Lies") == "Johnny_Lokke_-_Promises__Lies"
-    assert prep.track_id("Actions - Devil's Words") == "Actions_-_Devils_Words"
-    assert prep.track_id("Zeno - Signs (Live)") == "Zeno_-_Signs_Live"
-    assert len(prep.MUSDB_VALID_TRACKS) == len(set(prep.MUSDB_VALID_TRACKS)) == 14
+    assert track_id("Music Delta - 80s Rock") == "Music_Delta_-_80s_Rock"
+    assert track_id("Johnny Lokke - Promises & Lies") == "Johnny_Lokke_-_Promises__Lies"
+    assert track_id("Actions - Devil's Words") == "Actions_-_Devils_Words"
+    assert track_id("Zeno - Signs (Live)") == "Zeno_-_Signs_Live"
+    assert len(MUSDB_VALID_TRACKS) == len(set(MUSDB_VALID_TRACKS)) == 14
 
 
 def test_default_split(root, tmp_path, capsys):
@@ -71,9 +72,9 @@ def test_default_split(root, tmp_path, capsys):
     assert code == 0, err
     assert stdout.split() == ["train=5", "valid=14", "test=3"]
     expected = {
-        "train": sorted(prep.track_id(n) for n in EXTRA_TRAIN),
-        "valid": sorted(prep.track_id(n) for n in prep.MUSDB_VALID_TRACKS),
-        "test": sorted(prep.track_id(n) for n in TEST),
+        "train": sorted(track_id(n) for n in EXTRA_TRAIN),
+        "valid": sorted(track_id(n) for n in MUSDB_VALID_TRACKS),
+        "test": sorted(track_id(n) for n in TEST),
     }
     for name, ids in expected.items():
         d = out / name
@@ -88,7 +89,7 @@ def test_default_split(root, tmp_path, capsys):
     vocals = read_scp(out / "train" / "vocals.scp")["Music_Delta_-_80s_Rock"]
     assert Path(vocals).is_absolute()
     assert vocals == str(root.resolve() / "train" / "Music Delta - 80s Rock" / "vocals.wav")
-    names = sorted(prep.MUSDB_VALID_TRACKS + EXTRA_TRAIN)
+    names = sorted(MUSDB_VALID_TRACKS + EXTRA_TRAIN)
     num = read_scp(out / "train" / "utt2num_samples")
     assert num["Music_Delta_-_80s_Rock"] == str(4410 + names.index("Music Delta - 80s Rock"))
     assert read_scp(out / "test" / "utt2num_samples")["Zeno_-_Signs_Live"] == "4002"

@@ -12,7 +12,7 @@ import pytest
 from recipe_helpers import assert_missing_corpus_stops_stage_1, copy_recipe, recipe_env, tiny_recipe_config
 import soundfile as sf
 
-from banda.bin.prepare_musdb import MUSDB_VALID_TRACKS, track_id
+from banda.corpora.musdb import MUSDB_VALID_TRACKS, track_id
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "musdb18hq" / "sep1"
