@@ -184,3 +184,27 @@ def check_params(cls, params: Dict[str, Any], where: str, skip: Sequence[str] = 
     if missing:
         raise ConfigError(f"missing config key '{where}.{missing[0]}' for {cls.__name__}")
     return full
+
+
+def finite(v) -> bool:
+    """A real number that is not NaN or infinite (booleans are not numbers here)."""
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def pair(lo, hi):
+    """Test of a ``[a, b]`` pair of finite numbers with ``lo(a)`` and ``hi(a, b)``."""
+    return lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(finite, v)) and lo(v[0]) and hi(v[0], v[1])
+
+
+def check_numbers(cfg: Dict[str, Any], rules, nullable=(), pairs=()) -> None:
+    """Each dotted key of ``rules`` must pass its test (and be finite), or a ConfigError names it."""
+    for key, (want, ok) in rules.items():
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        if value is None and key in nullable:
+            continue
+        if not ((key in pairs or finite(value)) and ok(value)):
+            raise ConfigError(f"{key} must be {want}, not {value!r}")

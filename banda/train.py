@@ -1,12 +1,14 @@
-"""The one Trainer: AMP, clipping, non-finite skipping, LR schedules, resume, k-best
-averaging, TensorBoard, tqdm and data parallelism under ``torchrun``.
+"""The one Trainer for every task: any number of named optimizers, schedulers and grad
+scalers, AMP, clipping and non-finite skipping per optimizer, LR schedules, resume, k-best
+averaging, TensorBoard, tqdm and data parallelism under ``torchrun``. What is trained (models,
+batches, losses, validation, archives) is the task's (:mod:`banda.tasks`, ``task:`` in the config).
 
 Experiment directory layout (written by rank 0 only)::
 
     exp/<tag>/config.yaml       fully resolved config (model params completed)
     exp/<tag>/train.log         the log
     exp/<tag>/tensorboard/      loss terms, LR, grad norm, validation metrics, audio, spectrograms
-    exp/<tag>/checkpoint.pth    resume state (model, optimizer, scheduler, scaler, RNG, counters)
+    exp/<tag>/checkpoint.pth    resume state (models, optimizers, schedulers, scalers, RNG, counters)
     exp/<tag>/epoch<N>.pth      the k best epochs' weights (model archives)
     exp/<tag>/best.pth, averaged.pth, last.pth   model archives
 
@@ -41,49 +43,25 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import fileio
-from .config import OPEN, dump_yaml, load_yaml, to_plain
-from .datadir import read_scp, validate_data_dir
+from .config import check_numbers, dump_yaml, load_yaml, merge_strict, pair, parse_overrides, to_plain
 from .device import amp_dtype, auto_amp, resolve_device
-from .data import FixedChunkDataset, RandomMixDataset
-from .errors import BandaError, ConfigError, DataError
-from .losses import LossHandler, si_sdr_db
-from .models import build_model, make_archive, model_params, read_archive, safe_torch_load
+from .errors import BandaError, ConfigError
+from .models import read_archive, safe_torch_load
+from .tasks import DEFAULT_TASK, TASKS
 
 log = logging.getLogger("banda.train")
 
-TRAIN_DEFAULTS: Dict[str, Any] = {
-    "sample_rate": 44100,
-    "channels": 2,
-    "stems": ["vocals", "drums", "bass", "other"],
-    "model": {"name": "bandit", "params": OPEN()},
-    "data": {
-        "train_dir": "data/train",
-        "valid_dir": "data/valid",
-        "chunk_seconds": 3.0,
-        "items_per_epoch": 1000,
-        "batch_size": 4,
-        "num_workers": 2,
-        "valid_chunk_seconds": 6.0,
-        "valid_max_chunks": 100,
-        "random_mix": True,
-        "mix_stems": [],   # stems summed into a training mixture; [] = every <stem>.scp of train_dir
-        "gain_db": [-6.0, 6.0],
-        "channel_swap": 0.5,
-        "polarity": 0.5,
-        "stem_drop": 0.0,
-        "min_target_db": -36.0,
-        "max_redraws": 5,
-    },
-    "loss": [{"name": "l1snr", "weight": 1.0}, {"name": "l1snr", "weight": 1.0, "params": {"domain": "stft"}}],
-    "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "betas": [0.9, 0.999], "clip_grad_norm": 5.0},
-    "scheduler": {"name": "epoch_step", "gamma": 0.98, "every_epochs": 2, "warmup_steps": 0, "min_lr_ratio": 0.0},
+OPTIM_DEFAULTS = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "betas": [0.9, 0.999], "clip_grad_norm": 5.0}
+SCHEDULER_DEFAULTS = {"name": "epoch_step", "gamma": 0.98, "every_epochs": 2, "warmup_steps": 0, "min_lr_ratio": 0.0}
+TRAINER_DEFAULTS: Dict[str, Any] = {
+    "task": DEFAULT_TASK,
     "train": {
         "max_epochs": 100,
         "seed": 0,
         "amp": "auto",
         "log_every": 10,
         "keep_best": 3,
-        "best_metric": "si_sdr",
+        "best_metric": "loss",
         "early_stop_patience": 0,
         "max_nonfinite": 20,
         "checkpoint_every_steps": 0,
@@ -93,52 +71,66 @@ TRAIN_DEFAULTS: Dict[str, Any] = {
         "compile_mode": "default",   # torch.compile mode: default, reduce-overhead, max-autotune, ...
     },
 }
+
+
+def train_defaults(task: str = DEFAULT_TASK) -> Dict[str, Any]:
+    """The full config defaults of ``task``: the trainer's ``train`` section, ``optim`` and
+    ``scheduler`` (one sub-section per optimizer for tasks with several), the task's sections."""
+    import copy
+
+    cls = TASKS.get(task)
+    several = tuple(cls.optimizers) != ("model",)
+    cfg = {"task": task}
+    for section, base in (("optim", OPTIM_DEFAULTS), ("scheduler", SCHEDULER_DEFAULTS)):
+        cfg[section] = {n: copy.deepcopy(base) for n in cls.optimizers} if several else copy.deepcopy(base)
+    cfg["train"] = copy.deepcopy(TRAINER_DEFAULTS["train"])
+    for key, value in copy.deepcopy(cls.defaults).items():
+        if key in ("train", "optim", "scheduler"):  # a task's own defaults for trainer settings
+            cfg[key] = merge_strict(cfg[key], value, f"task {task} defaults")
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def resolve_train_config(config_path: Optional[str], overrides) -> Dict[str, Any]:
+    """defaults of the chosen task < YAML < command line (``task`` is read from the latter two first)."""
+    from .config import resolve
+
+    task = DEFAULT_TASK
+    if config_path:
+        task = load_yaml(config_path).get("task", task)
+    task = parse_overrides(overrides).get("task", task) if overrides else task
+    if not isinstance(task, str):
+        raise ConfigError(f"task must be a name, not {task!r}")
+    return resolve(train_defaults(task), config_path, overrides)
+
+
+#: the default task's defaults (what ``banda-train --print_config`` shows without ``task``)
+TRAIN_DEFAULTS = train_defaults(DEFAULT_TASK)
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 SCHEDULERS = ("constant", "epoch_step", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-BEST_METRICS = {"si_sdr": "max", "loss": "min"}
 # Keys that may differ from the checkpoint's config on resume: they change how the run is
 # carried out, not what it computes (train.max_epochs extends or shortens the run, and with
-# it a cosine schedule; the data dirs may move, e.g. to a node's local disk).
+# it a cosine schedule). A task adds its own (:attr:`banda.tasks.Task.resume_safe_keys`).
 RESUME_SAFE_KEYS = (
-    "data.train_dir", "data.valid_dir",
     "train.max_epochs", "train.device", "train.log_every", "train.audio_examples", "train.checkpoint_every_steps",
-    "train.early_stop_patience", "train.compile", "train.compile_mode", "train.max_nonfinite", "data.num_workers",
+    "train.early_stop_patience", "train.compile", "train.compile_mode", "train.max_nonfinite",
 )
 
 
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _pair(lo, hi):
-    return lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_finite, v)) and lo(v[0]) and hi(v[0], v[1])
-
-
-# key -> (what it must be, test); numbers must also be finite (no .nan, .inf)
+# key -> (what it must be, test); numbers must also be finite (no .nan, .inf). ``optim.*`` and
+# ``scheduler.*`` apply to each optimizer's section.
 NUMERIC_RULES = {
-    "sample_rate": ("a positive integer", lambda v: v > 0),
     "optim.lr": ("a positive number", lambda v: v > 0),
     "optim.weight_decay": ("a number >= 0", lambda v: v >= 0),
-    "optim.betas": ("two numbers in [0, 1)", _pair(lambda b: 0 <= b < 1, lambda b1, b2: 0 <= b2 < 1)),
+    "optim.betas": ("two numbers in [0, 1)", pair(lambda b: 0 <= b < 1, lambda b1, b2: 0 <= b2 < 1)),
     "optim.clip_grad_norm": ("a number >= 0 (0 or null: no clipping)", lambda v: v >= 0),
     "scheduler.gamma": ("a positive number", lambda v: v > 0),
     "scheduler.every_epochs": ("an integer >= 1", lambda v: v >= 1),
     "scheduler.warmup_steps": ("an integer >= 0", lambda v: v >= 0),
     "scheduler.min_lr_ratio": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
-    "data.chunk_seconds": ("a positive number", lambda v: v > 0),
-    "data.valid_chunk_seconds": ("a positive number", lambda v: v > 0),
-    "data.items_per_epoch": ("an integer >= 1", lambda v: v >= 1),
-    "data.batch_size": ("an integer >= 1", lambda v: v >= 1),
-    "data.num_workers": ("an integer >= 0", lambda v: v >= 0),
-    "data.valid_max_chunks": ("an integer >= 0 (0 or null: all chunks)", lambda v: v >= 0),
-    "data.gain_db": ("[low, high] in dB with low <= high", _pair(lambda lo: True, lambda lo, hi: lo <= hi)),
-    "data.channel_swap": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
-    "data.polarity": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
-    "data.stem_drop": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
-    "data.min_target_db": ("a number (dBFS)", lambda v: True),
-    "data.max_redraws": ("an integer >= 0", lambda v: v >= 0),
     "train.max_epochs": ("an integer >= 0 (0: save the initial weights only)", lambda v: v >= 0),
     "train.seed": ("an integer in [0, 2**32)", lambda v: 0 <= v < 2**32),
     "train.log_every": ("an integer >= 1", lambda v: v >= 1),
@@ -148,8 +140,11 @@ NUMERIC_RULES = {
     "train.checkpoint_every_steps": ("an integer >= 0 (0: at epoch ends only)", lambda v: v >= 0),
     "train.audio_examples": ("an integer >= 0", lambda v: v >= 0),
 }
-NULLABLE = ("optim.clip_grad_norm", "data.valid_max_chunks")
-CHECKPOINT_KEYS = frozenset(("model", "optimizer", "scheduler", "scaler", "rng", "state", "model_spec"))
+NULLABLE = ("optim.clip_grad_norm",)
+PAIRS = ("optim.betas",)
+CHECKPOINT_KEYS = frozenset(("models", "optimizers", "schedulers", "scalers", "rng", "state", "model_spec"))
+# checkpoints of banda before the task layer: one model, optimizer, scheduler and scaler
+LEGACY_CHECKPOINT_KEYS = {"model": "models", "optimizer": "optimizers", "scheduler": "schedulers", "scaler": "scalers"}
 _reconstruct = (getattr(np, "_core", None) or np.core).multiarray._reconstruct
 LEGACY_NUMPY_GLOBALS = [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # the MT19937 keys
 
@@ -182,53 +177,53 @@ def _flatten(cfg, prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def _check_numbers(cfg):
-    for key, (want, ok) in NUMERIC_RULES.items():
-        value = _get(cfg, key)
-        if value is None and key in NULLABLE:
-            continue
-        pair = isinstance(_get(TRAIN_DEFAULTS, key), list)  # its test checks the items
-        if not ((pair or _finite(value)) and ok(value)):
-            raise ConfigError(f"{key} must be {want}, not {value!r}")
-    for i, term in enumerate(cfg["loss"] if isinstance(cfg["loss"], list) else []):
-        weight = term.get("weight", 1.0) if isinstance(term, dict) else 1.0
-        if not (_finite(weight) and weight >= 0):
-            raise ConfigError(f"loss[{i}].weight must be a number >= 0, not {weight!r}")
+def _sections(cfg, section: str, names) -> Dict[str, Dict[str, Any]]:
+    """``optim``/``scheduler`` per optimizer name (one plain section for a single ``model``)."""
+    if tuple(names) == ("model",):
+        return {"model": cfg[section]}
+    return {n: cfg[section][n] for n in names}
 
 
-def _check_choices(cfg):
-    if cfg["optim"]["name"] not in OPTIMIZERS:
-        raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, not {cfg['optim']['name']!r}")
-    if cfg["scheduler"]["name"] not in SCHEDULERS:
-        raise ConfigError(f"scheduler.name must be one of {', '.join(SCHEDULERS)}, not {cfg['scheduler']['name']!r}")
+def _check_numbers(cfg, names):
+    for section in ("optim", "scheduler"):
+        rules = {k.split(".", 1)[1]: v for k, v in NUMERIC_RULES.items() if k.startswith(section + ".")}
+        for name, sub in _sections(cfg, section, names).items():
+            prefix = section if tuple(names) == ("model",) else f"{section}.{name}"
+            try:
+                check_numbers(sub, rules, [k.split(".", 1)[1] for k in NULLABLE if k.startswith(section)],
+                              [k.split(".", 1)[1] for k in PAIRS if k.startswith(section)])
+            except ConfigError as e:
+                raise ConfigError(f"{prefix}.{e}") from None
+    check_numbers(cfg, {k: v for k, v in NUMERIC_RULES.items() if k.startswith("train.")})
+
+
+def _check_choices(cfg, task_cls):
+    names = task_cls.optimizers
+    for name, o in _sections(cfg, "optim", names).items():
+        where = "optim" if tuple(names) == ("model",) else f"optim.{name}"
+        if o["name"] not in OPTIMIZERS:
+            raise ConfigError(f"{where}.name must be one of {', '.join(OPTIMIZERS)}, not {o['name']!r}")
+    for name, sc in _sections(cfg, "scheduler", names).items():
+        where = "scheduler" if tuple(names) == ("model",) else f"scheduler.{name}"
+        if sc["name"] not in SCHEDULERS:
+            raise ConfigError(f"{where}.name must be one of {', '.join(SCHEDULERS)}, not {sc['name']!r}")
     if cfg["train"]["amp"] not in AMP_MODES:
         raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, not {cfg['train']['amp']!r}")
     if cfg["train"]["compile_mode"] not in COMPILE_MODES:
         raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, not {cfg['train']['compile_mode']!r}")
-    if cfg["train"]["best_metric"] not in BEST_METRICS:
-        raise ConfigError(f"train.best_metric must be one of {', '.join(BEST_METRICS)}")
-    if cfg["channels"] not in (1, 2):
-        raise ConfigError(f"channels must be 1 or 2, not {cfg['channels']!r}")
-    stems = cfg["stems"]
-    if not (isinstance(stems, list) and stems and all(isinstance(s, str) and s for s in stems) and len(set(stems)) == len(stems)):
-        raise ConfigError(f"stems must be a non-empty list of distinct names, not {stems!r}")
+    if cfg["train"]["best_metric"] not in task_cls.best_metrics:
+        raise ConfigError(f"train.best_metric must be one of {', '.join(task_cls.best_metrics)}")
     device = cfg["train"]["device"]
     if not (isinstance(device, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", device)):
         raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, not {device!r}")
-    _check_numbers(cfg)
+    _check_numbers(cfg, names)
 
 
 def complete_config(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Validate choices and fill ``model.params`` with the model's defaults."""
-    _check_choices(cfg)
-    cfg = dict(cfg)
-    params = {k: v for k, v in cfg["model"]["params"].items() if k not in ("stems", "sample_rate", "in_channels")}
-    full = model_params(cfg["model"]["name"], params, cfg["stems"], cfg["sample_rate"], cfg["channels"])
-    for k in ("stems", "sample_rate", "in_channels"):
-        full.pop(k)
-    cfg["model"] = {"name": cfg["model"]["name"], "params": full}
-    LossHandler(cfg["loss"])  # validates the loss section
-    return cfg
+    """Validate the trainer's sections, then the task's (which completes e.g. its model's params)."""
+    task_cls = TASKS.get(cfg.get("task", DEFAULT_TASK))
+    _check_choices(cfg, task_cls)
+    return task_cls.complete_config(dict(cfg))
 
 
 def _lr_lambda(sched: Dict[str, Any], steps_per_epoch: int, total_steps: int):
@@ -256,17 +251,6 @@ def _load_pth(path: Path, what: str, hint: str = "", map_location="cpu"):
             return safe_torch_load(path, map_location=map_location, what=what)
     except BandaError as e:
         raise BandaError(f"{e}; {hint}" if hint else str(e)) from None
-
-
-def _spectrogram_image(audio: torch.Tensor) -> torch.Tensor:
-    """``(channels, time)`` -> ``(1, freq, frames)`` log-magnitude image in [0, 1], low frequencies at the bottom."""
-    from .models.stft import stft
-
-    spec = stft(audio.float().mean(0), 1024, 256).abs()
-    db = 20 * torch.log10(spec + 1e-5)
-    db = db.clamp_min(db.max() - 80)
-    img = (db - db.min()) / (db.max() - db.min() + 1e-8)
-    return img.flip(0)[None]
 
 
 def average_archives(paths: List[Path]) -> Dict[str, Any]:
@@ -313,7 +297,6 @@ class Trainer:
             amp = "off"
         self.amp = amp
         self.amp_dtype = amp_dtype(amp, device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
 
     def _setup_logging(self):
         if not self.is_main:
@@ -331,54 +314,33 @@ class Trainer:
         torch.manual_seed(seed)  # same initial weights on every rank
         np.random.seed(seed)
         random.seed(seed)
-        self.model_spec = {
-            "name": cfg["model"]["name"],
-            "params": dict(cfg["model"]["params"], stems=list(cfg["stems"]), sample_rate=cfg["sample_rate"], in_channels=cfg["channels"]),
-        }
-        self.model = build_model(self.model_spec["name"], self.model_spec["params"]).to(self.device)
-        self.n_params = sum(p.numel() for p in self.model.parameters())
-        self.loss_fn = LossHandler(cfg["loss"]).to(self.device)
-        d = cfg["data"]
-        if d["batch_size"] % self.world:
-            raise ConfigError(f"data.batch_size {d['batch_size']} is the global batch and must divide by the {self.world} processes")
-        self.local_batch = d["batch_size"] // self.world
-        self._validate_data()
-        self.train_set = RandomMixDataset(
-            d["train_dir"], cfg["stems"], cfg["sample_rate"], cfg["channels"], d["chunk_seconds"], d["items_per_epoch"],
-            seed=seed, random_mix=d["random_mix"], gain_db=d["gain_db"], channel_swap=d["channel_swap"],
-            polarity=d["polarity"], stem_drop=d["stem_drop"], min_target_db=d["min_target_db"], max_redraws=d["max_redraws"],
-            mix_stems=d["mix_stems"] or None,
-        )
-        self.valid_set = FixedChunkDataset(
-            d["valid_dir"], cfg["stems"], cfg["sample_rate"], cfg["channels"], d["valid_chunk_seconds"], d["valid_max_chunks"]
-        ) if d["valid_dir"] else None
-        self.steps_per_epoch = d["items_per_epoch"] // d["batch_size"]
+        task = self.task = TASKS.get(cfg["task"])(cfg, self.device)
+        self.models = {name: m.to(self.device) for name, m in task.build_models().items()}
+        self.model_spec = task.model_spec()
+        self.n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in self.models.items()}
+        if task.batch_size % self.world:
+            raise ConfigError(f"the batch size {task.batch_size} is the global batch and must divide by the {self.world} processes")
+        self.local_batch = task.batch_size // self.world
+        task.check_data()
+        self.train_set = task.train_dataset()
+        self.valid_set = task.valid_dataset()
+        self.steps_per_epoch = task.items_per_epoch // task.batch_size
         if self.steps_per_epoch < 1:
-            raise ConfigError(f"data.items_per_epoch ({d['items_per_epoch']}) is smaller than data.batch_size ({d['batch_size']})")
-        o = cfg["optim"]
-        kwargs = {"lr": o["lr"], "weight_decay": o["weight_decay"]}
-        if o["name"] in ("adam", "adamw"):
-            kwargs["betas"] = tuple(o["betas"])
-        self.optimizer = OPTIMIZERS[o["name"]](self.model.parameters(), **kwargs)
+            raise ConfigError(f"the items per epoch ({task.items_per_epoch}) are fewer than the batch size ({task.batch_size})")
         total = self.steps_per_epoch * cfg["train"]["max_epochs"]
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg["scheduler"], self.steps_per_epoch, total))
+        optims, scheds = _sections(cfg, "optim", task.optimizers), _sections(cfg, "scheduler", task.optimizers)
+        self.optimizers, self.schedulers, self.scalers = {}, {}, {}
+        for name in task.optimizers:
+            o = optims[name]
+            kwargs = {"lr": o["lr"], "weight_decay": o["weight_decay"]}
+            if o["name"] in ("adam", "adamw"):
+                kwargs["betas"] = tuple(o["betas"])
+            self.optimizers[name] = OPTIMIZERS[o["name"]](task.parameters(name, self.models), **kwargs)
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizers[name], _lr_lambda(scheds[name], self.steps_per_epoch, total))
+            self.scalers[name] = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
+        self.clip = {name: optims[name]["clip_grad_norm"] for name in task.optimizers}
         self.state = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "best": [], "bad_epochs": 0, "nonfinite_total": 0, "finished": False}
-
-    def _validate_data(self):
-        """Check the train and valid data dirs up front (every file there and readable, sorted
-        unique ids, equal lengths across a track's files, the config's sample rate; training
-        tracks at least one chunk long), so a bad file fails now, not when first drawn."""
-        cfg, d = self.cfg, self.cfg["data"]
-        for data_dir in (d["train_dir"], d["valid_dir"]):
-            if data_dir:
-                for warning in validate_data_dir(data_dir, sample_rate=cfg["sample_rate"]):
-                    log.warning("%s", warning)
-        chunk = int(round(d["chunk_seconds"] * cfg["sample_rate"]))
-        lengths = Path(d["train_dir"]) / "utt2num_samples"
-        for key, n in read_scp(lengths).items():
-            if int(n) < chunk:
-                raise DataError(f"{lengths}: track {key!r} has {n} samples ({int(n) / cfg['sample_rate']:.2f} s), less than one "
-                                f"training chunk (data.chunk_seconds {d['chunk_seconds']}); lower it or leave the track out")
 
     # ----------------------------------------------------------------- state
     def _checkpoint_path(self) -> Path:
@@ -410,10 +372,10 @@ class Trainer:
             return
         fileio.torch_save(
             {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
+                "models": {n: m.state_dict() for n, m in self.models.items()},
+                "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+                "schedulers": {n: sc.state_dict() for n, sc in self.schedulers.items()},
+                "scalers": {n: sc.state_dict() for n, sc in self.scalers.items()},
                 "rng": self._rng_state(),
                 "state": self.state,
                 "model_spec": self.model_spec,
@@ -430,16 +392,20 @@ class Trainer:
         if not (self.resume and path.is_file()):
             return False
         ckpt = _load_pth(path, "checkpoint", hint, map_location=self.device)
+        if isinstance(ckpt, dict) and set(LEGACY_CHECKPOINT_KEYS) <= ckpt.keys() and set(self.models) == {"model"}:
+            ckpt = dict(ckpt, **{new: {"model": ckpt.pop(old)} for old, new in LEGACY_CHECKPOINT_KEYS.items()})
         if not (isinstance(ckpt, dict) and CHECKPOINT_KEYS <= ckpt.keys()):
             raise BandaError(f"{path}: not a banda training checkpoint (keys {', '.join(sorted(CHECKPOINT_KEYS))} expected); {hint}")
         if ckpt["model_spec"] != self.model_spec:
             raise BandaError(f"{path}: was written for a different model config; {hint}")
         self._check_resume_config(path, ckpt.get("config"), hint)
         try:
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.scaler.load_state_dict(ckpt["scaler"])
+            for key, objects in (("models", self.models), ("optimizers", self.optimizers), ("schedulers", self.schedulers),
+                                 ("scalers", self.scalers)):
+                if set(ckpt[key]) != set(objects):
+                    raise KeyError(f"{key} {sorted(ckpt[key])}, this task has {sorted(objects)}")
+                for name, obj in objects.items():
+                    obj.load_state_dict(ckpt[key][name])
             self._set_rng_state(ckpt["rng"])
             self.state = ckpt["state"]
             log.info("resuming from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
@@ -457,11 +423,12 @@ class Trainer:
         old, new = _flatten(to_plain(old)), _flatten(to_plain(self.cfg))
         changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k, "(unset)") != new.get(k, "(unset)")]
         fmt = ", ".join
-        refused = [k for k in changed if k not in RESUME_SAFE_KEYS]
+        safe = RESUME_SAFE_KEYS + tuple(self.task.resume_safe_keys)
+        refused = [k for k in changed if k not in safe]
         if refused:
             raise BandaError(f"{path}: cannot resume with a changed config: "
                              f"{fmt(f'{k} {old.get(k)!r} -> {new.get(k)!r}' for k in refused)} (a resumed run keeps its "
-                             f"optimizer, scheduler and data; only {fmt(RESUME_SAFE_KEYS)} may change); {hint}")
+                             f"optimizer, scheduler and data; only {fmt(safe)} may change); {hint}")
         if changed:
             log.info("resuming with a changed config: %s", fmt(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed))
 
@@ -480,7 +447,8 @@ class Trainer:
         state = obj.get("state_dict", obj.get("model", obj)) if isinstance(obj, dict) else None
         if not isinstance(state, dict):
             raise BandaError(f"{path}: no model weights found for --init_param")
-        own = self.model.state_dict()
+        model = self.models[self.task.main_model]
+        own = model.state_dict()
         wrong = [k for k, v in state.items() if k in own and (not torch.is_tensor(v) or v.shape != own[k].shape)]
         if wrong:
             k = wrong[0]
@@ -489,23 +457,28 @@ class Trainer:
                 f"{k}: {tuple(getattr(state[k], 'shape', ()))} vs {tuple(own[k].shape)}); was it trained with another model config?"
             )
         if not any(k in own for k in state):
-            raise BandaError(f"{path}: --init_param shares no parameter names with model {self.model_spec['name']!r}")
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+            raise BandaError(f"{path}: --init_param shares no parameter names with the {self.task.main_model} of task "
+                             f"{self.cfg['task']!r}")
+        missing, unexpected = model.load_state_dict(state, strict=False)
         log.info("initialised weights from %s (%d missing, %d unexpected keys)", path, len(missing), len(unexpected))
 
-    def _archive(self, **meta):
-        return make_archive(self.model, self.model_spec["name"], self.model_spec["params"], config=self.cfg, **meta)
+    def _save_archive(self, path: Path, **meta) -> None:
+        """Write the task's inference archive (a task without one writes none)."""
+        archive = self.task.archive(self.models, **meta)
+        if archive is not None:
+            fileio.torch_save(archive, path)
 
     # ----------------------------------------------------------------- loops
     def _loader(self, epoch: int):
-        self.train_set.set_epoch(epoch)
-        global_batch = self.cfg["data"]["batch_size"]
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        global_batch = self.task.batch_size
         first = self.state["batch_in_epoch"] * global_batch
         indices = list(range(first, self.steps_per_epoch * global_batch))
         # each global batch is split into contiguous per-rank slices
         mine = [i for i in indices if ((i % global_batch) // self.local_batch) == self.rank]
         return torch.utils.data.DataLoader(
-            self.train_set, batch_size=self.local_batch, sampler=mine, num_workers=self.cfg["data"]["num_workers"],
+            self.train_set, batch_size=self.local_batch, sampler=mine, num_workers=self.task.num_workers,
             pin_memory=self.device.type == "cuda", persistent_workers=False,
             generator=torch.Generator().manual_seed(int(self.cfg["train"]["seed"]) * 100003 + epoch),
         )
@@ -513,102 +486,68 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def _step_stems(self):
-        """The stems trained this step (a model's ``decoder_subset``), or None for all. Drawn from
-        a generator seeded by (train.seed, step): the same on every rank and after a resume."""
-        sample = getattr(self.model, "sample_stems", None)
-        if sample is None:
-            return None
-        stems = sample(torch.Generator().manual_seed(int(self.cfg["train"]["seed"]) * 1_000_003 + self.state["step"]))
-        return None if list(stems) == list(self.cfg["stems"]) else list(stems)
-
-    def _train_step(self, net, mix, target) -> Dict[str, float]:
-        mix, target = mix.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
-        stems = self._step_stems()
-        with self._autocast():
-            estimate = net(mix) if stems is None else net(mix, stems=stems)
-        if stems is not None:  # decoder_subset: compare with the drawn stems only
-            target = target[:, [self.cfg["stems"].index(s) for s in stems]]
-        loss, terms = self.loss_fn(estimate.float(), target)
-        self.optimizer.zero_grad(set_to_none=True)
-        # Always backpropagate (also a non-finite loss) so data-parallel ranks stay in step;
-        # the all-reduced gradient norm then tells every rank alike to skip.
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        clip = self.cfg["optim"]["clip_grad_norm"]
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf"))
-        finite_t = (torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)).to(torch.int32).reshape(1)
-        if self.world > 1:  # a rank's local loss may be non-finite while the reduced gradient is not
-            dist.all_reduce(finite_t, op=dist.ReduceOp.MIN)
-        # One device-to-host read per step (each .item() would wait for the GPU on its own).
-        names = list(terms)
-        values = torch.stack([finite_t[0].float(), loss.detach().float(), grad_norm.detach().float()]
-                             + [terms[k].detach().float() for k in names]).tolist()
-        finite = bool(values[0])
-        if finite:
-            self.scaler.step(self.optimizer)
-            self._nonfinite_run = 0
-        else:
-            self.state["nonfinite_total"] += 1
-            self._nonfinite_run += 1
-            if self.scaler.is_enabled():
-                self.scaler.step(self.optimizer)  # the scaler skips the step and lowers its scale
-            if self._nonfinite_run >= self.cfg["train"]["max_nonfinite"]:
-                raise NonFiniteError(
-                    f"training aborted after {self._nonfinite_run} non-finite steps in a row (train.max_nonfinite; loss "
-                    f"{values[1]}, grad norm {values[2]}); lower the learning rate, enable clipping or check the "
-                    f"data. Skipped steps do not change the weights; the last checkpoint, if any, is {self._checkpoint_path()}"
-                )
-        self.scaler.update()
-        self.scheduler.step()
-        out = {f"loss/{k}": v for k, v in zip(names, values[3:])}
-        out.update({"loss/total": values[1], "grad_norm": values[2], "lr": self.optimizer.param_groups[0]["lr"], "finite": finite})
+    def _train_step(self, nets, batch) -> Dict[str, float]:
+        """Run the task's step: each yielded ``(optimizer, loss, terms)`` is back-propagated, clipped
+        and stepped (or skipped if non-finite) before the task goes on. One host read per optimizer."""
+        out: Dict[str, Any] = {"finite": True}
+        several = len(self.optimizers) > 1
+        for name, loss, terms in self.task.train_step(nets, batch, self.state["step"], self._autocast):
+            optimizer, scaler = self.optimizers[name], self.scalers[name]
+            optimizer.zero_grad(set_to_none=True)
+            # Always backpropagate (also a non-finite loss) so data-parallel ranks stay in step;
+            # the all-reduced gradient norm then tells every rank alike to skip.
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            clip = self.clip[name]
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))
+            finite_t = (torch.isfinite(loss.detach()) & torch.isfinite(grad_norm)).to(torch.int32).reshape(1)
+            if self.world > 1:  # a rank's local loss may be non-finite while the reduced gradient is not
+                dist.all_reduce(finite_t, op=dist.ReduceOp.MIN)
+            keys = list(terms)
+            values = torch.stack([finite_t[0].float(), loss.detach().float(), grad_norm.detach().float()]
+                                 + [terms[k].detach().float() for k in keys]).tolist()
+            finite = bool(values[0])
+            if finite:
+                scaler.step(optimizer)
+                self._nonfinite_run = 0
+            else:
+                self.state["nonfinite_total"] += 1
+                self._nonfinite_run += 1
+                if scaler.is_enabled():
+                    scaler.step(optimizer)  # the scaler skips the step and lowers its scale
+                if self._nonfinite_run >= self.cfg["train"]["max_nonfinite"]:
+                    raise NonFiniteError(
+                        f"training aborted after {self._nonfinite_run} non-finite steps in a row (train.max_nonfinite; "
+                        f"{name} loss {values[1]}, grad norm {values[2]}); lower the learning rate, enable clipping or "
+                        f"check the data. Skipped steps do not change the weights; the last checkpoint, if any, is "
+                        f"{self._checkpoint_path()}")
+            scaler.update()
+            prefix = f"{name}/" if several else ""
+            out.update({f"{prefix}loss/{k}": v for k, v in zip(keys, values[3:])})
+            out.update({f"{prefix}loss/total": values[1], f"{prefix}grad_norm": values[2],
+                        f"{prefix}lr": optimizer.param_groups[0]["lr"]})
+            out["finite"] = out["finite"] and finite
+        for scheduler in self.schedulers.values():
+            scheduler.step()
         return out
 
-    @torch.no_grad()
     def validate(self, epoch: int) -> Dict[str, float]:
-        model = self.model
-        model.eval()
-        loader = torch.utils.data.DataLoader(self.valid_set, batch_size=self.local_batch, num_workers=self.cfg["data"]["num_workers"],
+        for m in self.models.values():
+            m.eval()
+        loader = torch.utils.data.DataLoader(self.valid_set, batch_size=self.local_batch, num_workers=self.task.num_workers,
                                              generator=torch.Generator().manual_seed(0))
-        losses, sdrs = [], []
-        examples = []
-        for mix, target in tqdm(loader, desc=f"valid {epoch}", leave=False, disable=not self.is_main, dynamic_ncols=True):
-            mix, target = mix.to(self.device), target.to(self.device)
-            with self._autocast():
-                est = model(mix)
-            est = est.float()
-            loss, _ = self.loss_fn(est, target)
-            losses.append(loss.item())
-            sdr = si_sdr_db(est, target)
-            silent = target.flatten(2).pow(2).mean(-1) < 1e-8
-            sdrs.append(sdr.masked_fill(silent, float("nan")).cpu())
-            if len(examples) < self.cfg["train"]["audio_examples"]:
-                examples.append((mix[0].cpu(), est[0].cpu(), target[0].cpu()))
-        model.train()
-        sdr = torch.cat(sdrs).numpy()
-        metrics = {"loss": float(np.mean(losses))}
-        for i, stem in enumerate(self.cfg["stems"]):
-            metrics[f"si_sdr/{stem}"] = float(np.nanmean(sdr[:, i])) if np.isfinite(sdr[:, i]).any() else float("nan")
-        metrics["si_sdr"] = float(np.nanmean([metrics[f"si_sdr/{s}"] for s in self.cfg["stems"]]))
-        self._log_examples(examples, epoch)
+        bar = tqdm(loader, desc=f"valid {epoch}", leave=False, disable=not self.is_main, dynamic_ncols=True)
+        metrics, examples = self.task.validate(self.models, bar, self._autocast)
+        for m in self.models.values():
+            m.train()
+        self.task.log_examples(self.writer, examples, epoch)
         return metrics
-
-    def _log_examples(self, examples, epoch):
-        sr = self.cfg["sample_rate"]
-        for j, (mix, est, target) in enumerate(examples):
-            if epoch <= 1:
-                self.writer.add_audio(f"example{j}/mixture", mix.mean(0).clamp(-1, 1), 0, sample_rate=sr)
-            for i, stem in enumerate(self.cfg["stems"]):
-                self.writer.add_audio(f"example{j}/{stem}", est[i].mean(0).clamp(-1, 1), epoch, sample_rate=sr)
-                self.writer.add_image(f"example{j}/{stem}_estimate", _spectrogram_image(est[i]), epoch)
-                if epoch <= 1:
-                    self.writer.add_image(f"example{j}/{stem}_target", _spectrogram_image(target[i]), 0)
 
     def _update_best(self, epoch: int, metrics: Dict[str, float]):
         key = self.cfg["train"]["best_metric"]
         value = metrics[key]
-        sign = 1 if BEST_METRICS[key] == "max" else -1
+        sign = 1 if self.task.best_metrics[key] == "max" else -1
         best = self.state["best"]
         improved = not best or sign * value > sign * best[0][1]
         self.state["bad_epochs"] = 0 if improved else self.state["bad_epochs"] + 1
@@ -621,14 +560,14 @@ class Trainer:
             (self.exp_dir / f"epoch{old_epoch}.pth").unlink(missing_ok=True)
         del best[keep:]
         if any(e == epoch for e, _ in best):
-            fileio.torch_save(self._archive(epoch=epoch, valid=metrics), self.exp_dir / f"epoch{epoch}.pth")
+            self._save_archive(self.exp_dir / f"epoch{epoch}.pth", epoch=epoch, valid=metrics)
             if best[0][0] == epoch:
-                fileio.torch_save(self._archive(epoch=epoch, valid=metrics), self.exp_dir / "best.pth")
+                self._save_archive(self.exp_dir / "best.pth", epoch=epoch, valid=metrics)
 
     def _finalize(self):
         if not self.is_main:
             return
-        fileio.torch_save(self._archive(epoch=self.state["epoch"]), self.exp_dir / "last.pth")
+        self._save_archive(self.exp_dir / "last.pth", epoch=self.state["epoch"])
         paths = [self.exp_dir / f"epoch{e}.pth" for e, _ in self.state["best"]]
         paths = [p for p in paths if p.is_file()]
         if paths:
@@ -661,33 +600,36 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
-            log.info("model %s: %.2f M parameters; device %s, amp %s, %d process(es)",
-                     self.model_spec["name"], self.n_params / 1e6, self.device, self.amp, self.world)
-        net = self.model
-        if self.world > 1:
-            net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=getattr(self.model, "decoder_subset", None) is not None,  # undrawn decoders get no grad
-            )
+            log.info("task %s, %s; device %s, amp %s, %d process(es)", self.cfg["task"],
+                     ", ".join(f"{n} {self.n_params[n] / 1e6:.2f} M parameters" for n in self.models),
+                     self.device, self.amp, self.world)
+        nets = dict(self.models)
+        for name, model in self.models.items():
+            if self.world > 1:
+                nets[name] = torch.nn.parallel.DistributedDataParallel(
+                    model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                    find_unused_parameters=self.task.find_unused_parameters(name, model))
+            if self.cfg["train"]["compile"]:
+                # Only the training forward is compiled; validation and the saved weights use the models
+                # themselves (their state_dict keys stay free of torch.compile's "_orig_mod." prefix).
+                nets[name] = torch.compile(nets[name], mode=self.cfg["train"]["compile_mode"])
         if self.cfg["train"]["compile"]:
-            # Only the training forward is compiled; validation and the saved weights use self.model
-            # (its state_dict keys stay free of torch.compile's "_orig_mod." prefix).
-            net = torch.compile(net, mode=self.cfg["train"]["compile_mode"])
             log.info("torch.compile (mode %s): the first steps compile the model", self.cfg["train"]["compile_mode"])
         self._nonfinite_run = 0
         kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)  # test hook
         max_epochs = self.cfg["train"]["max_epochs"]
         ckpt_every = self.cfg["train"]["checkpoint_every_steps"]
         patience = self.cfg["train"]["early_stop_patience"]
-        self.model.train()
+        for model in self.models.values():
+            model.train()
         while self.state["epoch"] < max_epochs and not self.state["finished"]:
             epoch = self.state["epoch"] + 1
             bar = tqdm(self._loader(epoch), total=self.steps_per_epoch, initial=self.state["batch_in_epoch"],
                        desc=f"epoch {epoch}/{max_epochs}", disable=not self.is_main, dynamic_ncols=True)
             t0 = time.time()
             stats = None  # a run resumed at the end of an epoch has no batches left in it
-            for mix, target in bar:
-                stats = self._train_step(net, mix, target)
+            for batch in bar:
+                stats = self._train_step(nets, batch)
                 self.state["step"] += 1
                 self.state["batch_in_epoch"] += 1
                 if self.is_main and self.state["step"] % self.cfg["train"]["log_every"] == 0:
@@ -695,7 +637,8 @@ class Trainer:
                         if k != "finite":
                             self.writer.add_scalar(f"train/{k}", v, self.state["step"])
                     self.writer.add_scalar("train/nonfinite_total", self.state["nonfinite_total"], self.state["step"])
-                    bar.set_postfix(loss=f"{stats['loss/total']:.3f}", lr=f"{stats['lr']:.2e}")
+                    bar.set_postfix({k.replace("loss/total", "loss"): f"{v:.3g}" for k, v in stats.items()
+                                     if k.endswith("loss/total") or k.endswith("lr")})
                 if ckpt_every and self.state["step"] % ckpt_every == 0:
                     self.save_checkpoint()
                 if kill_at and self.state["step"] == kill_at:
@@ -703,8 +646,10 @@ class Trainer:
                         dist.barrier()  # rank 0 has written the checkpoint
                     os._exit(137)  # test hook: die like a SIGKILL, without clean-up
             if self.is_main and stats is not None:
-                log.info("epoch %d: %d steps in %.1f s, last loss %.4f, %d non-finite steps so far",
-                         epoch, self.steps_per_epoch, time.time() - t0, stats["loss/total"], self.state["nonfinite_total"])
+                losses = ", ".join(f"{k.replace('/loss/total', '').replace('loss/total', 'loss')} {v:.4f}"
+                                   for k, v in stats.items() if k.endswith("loss/total"))
+                log.info("epoch %d: %d steps in %.1f s, last %s, %d non-finite steps so far",
+                         epoch, self.steps_per_epoch, time.time() - t0, losses, self.state["nonfinite_total"])
             self.state["epoch"] = epoch
             self.state["batch_in_epoch"] = 0
             if self.is_main and self.valid_set is not None:

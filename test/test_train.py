@@ -51,7 +51,7 @@ def run_train(cfg_file, exp_dir, *args, env=None, nproc=1, timeout=180):
 
 def state_dict(path):
     obj = torch.load(path, map_location="cpu", weights_only=False)
-    return obj["state_dict"] if "state_dict" in obj else obj["model"]
+    return obj["state_dict"] if "state_dict" in obj else obj["models"]["model"]
 
 
 def assert_same_weights(a, b, atol=1e-6):
@@ -105,7 +105,7 @@ def test_resume_after_kill_reproduces_uninterrupted_run(run_a, resume_cfg, tmp_p
     for (_, va), (_, vb) in zip(final["state"]["best"], reference["state"]["best"]):
         assert va == pytest.approx(vb, abs=1e-4)
     # the optimizer state was resumed too
-    for sa, sb in zip(reference["optimizer"]["state"].values(), final["optimizer"]["state"].values()):
+    for sa, sb in zip(reference["optimizers"]["model"]["state"].values(), final["optimizers"]["model"]["state"].values()):
         assert torch.allclose(sa["exp_avg_sq"], sb["exp_avg_sq"], rtol=1e-4, atol=1e-12)
 
 
@@ -130,7 +130,7 @@ def test_resume_at_epoch_end(tiny_data_dirs, tmp_path, monkeypatch):
     assert state["epoch"] == 1 and state["step"] == STEPS_PER_EPOCH
     log = (exp / "train.log").read_text()
     assert f"at epoch 0, step {STEPS_PER_EPOCH}" in log and log.count("epoch 1 validation") == 1
-    assert_same_weights(at_kill["model"], state_dict(exp / "last.pth"), atol=0)  # nothing trained twice
+    assert_same_weights(at_kill["models"]["model"], state_dict(exp / "last.pth"), atol=0)  # nothing trained twice
 
 
 def test_loader_does_not_consume_global_rng(tiny_data_dirs, tmp_path):
@@ -146,7 +146,7 @@ def test_loader_does_not_consume_global_rng(tiny_data_dirs, tmp_path):
     # a resumed epoch yields the remaining batches of the same epoch
     trainer.state["batch_in_epoch"] = 3
     rest = list(trainer._loader(1))
-    assert len(rest) == 1 and torch.equal(rest[0][1], batches[3][1])
+    assert len(rest) == 1 and torch.equal(rest[0]["target"], batches[3]["target"])
 
 
 # ---------------------------------------------------------------------- b. DDP

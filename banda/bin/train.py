@@ -1,7 +1,11 @@
-"""banda-train: train a separator from a YAML config plus command-line overrides.
+"""banda-train: train a task's model(s) from a YAML config plus command-line overrides.
 
     banda-train --config conf/train.yaml --exp_dir exp/bandit --train.max_epochs 20
     banda-train --config conf/train.yaml --print_config
+    banda-train --task separation --print_config        # a task's defaults
+
+``task`` (default ``separation``) chooses what is trained (see :mod:`banda.tasks`); its
+defaults are what ``--print_config`` shows.
 
 Any config key can be overridden as ``--section.key value`` (the value is parsed as YAML);
 an unknown key is an error naming it, and so is an invalid value (a non-finite or negative
@@ -16,7 +20,7 @@ import sys
 from typing import List, Optional
 
 from ..cli import ArgumentParser, run_main, setup_logging
-from ..config import dump_yaml, resolve
+from ..config import dump_yaml
 from ..errors import ConfigError
 
 
@@ -37,10 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]]) -> int:
-    from ..train import TRAIN_DEFAULTS, Trainer, complete_config
+    from ..train import Trainer, complete_config, resolve_train_config
 
     args, overrides = build_parser().parse_known_args(argv)
-    cfg = complete_config(resolve(TRAIN_DEFAULTS, args.config, overrides))
+    cfg = complete_config(resolve_train_config(args.config, overrides))
     if args.print_config:
         sys.stdout.write(dump_yaml(cfg))
         return 0
