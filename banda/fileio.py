@@ -252,3 +252,40 @@ def output_under(folder: Path, relative: str, inputs: Iterable[PathLike] = (), w
         if _same_file(path, Path(item)):
             raise BandaError(f"{what}: {path} is the input {item}; refusing to overwrite an input")
     return path
+
+
+# ------------------------------------------------------------------ reading torch files
+def safe_torch_load(path, map_location="cpu", what: str = "model file"):
+    """``torch.load(weights_only=True)``: tensors and plain data only, never code.
+
+    A file that holds anything else (a pickled class, a ``__reduce__`` that would run a
+    command) is refused with a :class:`BandaError` naming the file; so is an unreadable one.
+    """
+    import pickle
+
+    import torch
+
+    from .errors import BandaError
+
+    path = Path(path)
+    if not path.is_file():
+        raise BandaError(f"{path}: {what} not found")
+    try:
+        # Archives written before banda stored plain strings hold torch's version as a
+        # TorchVersion (a str subclass): the one class allowed beyond tensors and plain data.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # Name the refused global only; torch's own advice (allow-list it, or weights_only=False) is not ours to pass on.
+        m = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if m:
+            raise BandaError(f"{path}: refused: the {what} holds more than tensors and plain data (it would call "
+                             f"{m.group(1)}); banda never runs code from a model file") from None
+        raise BandaError(f"{path}: not a readable {what} (damaged or not a torch file)") from None
+    except Exception as e:  # truncated zip, not a torch file at all, ...
+        raise BandaError(f"{path}: not a readable {what} ({type(e).__name__}: {_short(e)})") from None
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -314,3 +314,19 @@ def test_archive_round_trip(tmp_path):
     torch.save(make_archive(model, "bandit", params), tmp_path / "exp" / "last.pth")
     with torch.no_grad():
         assert torch.equal(load_model(tmp_path / "exp")(x), model(x))
+
+
+def test_models_get_only_the_top_level_settings_they_take():
+    """The model contract is the constructor: stems, sample_rate and in_channels go to the models
+    that take them (separators), not to every model (a codec or a mixer has no stems)."""
+    from banda.models import MODELS, model_params
+
+    if "contract_test" not in MODELS:
+        @MODELS.register("contract_test")
+        class Contract(torch.nn.Module):
+            def __init__(self, sample_rate: int = 24000, width: int = 3):
+                super().__init__()
+
+    assert model_params("contract_test", {}, ["a", "b"], 44100, 2) == {"sample_rate": 44100, "width": 3}
+    assert model_params("contract_test", {"width": 5}) == {"width": 5}  # the model's own default rate applies
+    assert model_params("bandit", {}, ["a"], 44100, 1)["stems"] == ["a"]

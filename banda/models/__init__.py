@@ -7,7 +7,6 @@ Open-Unmix model folder (``separator.json`` + ``<target>.pth`` + ``<target>.json
 :mod:`banda.models.openunmix`).
 """
 import datetime
-import re
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -15,19 +14,28 @@ import torch
 
 from ..config import check_params
 from ..errors import BandaError
-from ..registry import Registry
-
-MODELS = Registry("model")
+from ..fileio import _short, safe_torch_load  # noqa: F401  (safe_torch_load re-exported)
+from .registry import MODELS
 ARCHIVE_FORMAT = "banda-model"
 # Set by the top-level config, not model.params.
 TOP_LEVEL_PARAMS = ("stems", "sample_rate", "in_channels")
 
 
-def model_params(name: str, params: Dict[str, Any], stems, sample_rate: int, channels: int) -> Dict[str, Any]:
-    """Validate ``model.params`` for model ``name`` and complete them with defaults."""
+def model_params(name: str, params: Dict[str, Any], stems=None, sample_rate: Optional[int] = None,
+                 channels: Optional[int] = None) -> Dict[str, Any]:
+    """Validate ``model.params`` for model ``name`` and complete them with defaults.
+
+    The model contract is its constructor's signature: the top-level settings ``stems``,
+    ``sample_rate`` and ``in_channels`` (``channels``) go to the models that take them (a
+    separator), not to every model.
+    """
+    import inspect
+
     cls = MODELS.get(name)
     full = check_params(cls, params or {}, "model.params", skip=TOP_LEVEL_PARAMS)
-    full.update(stems=list(stems), sample_rate=int(sample_rate), in_channels=int(channels))
+    accepted = inspect.signature(cls.__init__).parameters
+    top = {"stems": list(stems) if stems is not None else None, "sample_rate": sample_rate, "in_channels": channels}
+    full.update({k: (int(v) if k != "stems" else v) for k, v in top.items() if k in accepted and v is not None})
     return full
 
 
@@ -47,38 +55,6 @@ def make_archive(model: torch.nn.Module, name: str, params: Dict[str, Any], stat
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         **meta,
     }
-
-
-def safe_torch_load(path, map_location="cpu", what: str = "model file"):
-    """``torch.load(weights_only=True)``: tensors and plain data only, never code.
-
-    A file that holds anything else (a pickled class, a ``__reduce__`` that would run a
-    command) is refused with a :class:`BandaError` naming the file; so is an unreadable one.
-    """
-    import pickle
-
-    path = Path(path)
-    if not path.is_file():
-        raise BandaError(f"{path}: {what} not found")
-    try:
-        # Archives written before banda stored plain strings hold torch's version as a
-        # TorchVersion (a str subclass): the one class allowed beyond tensors and plain data.
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        # Name the refused global only; torch's own advice (allow-list it, or weights_only=False) is not ours to pass on.
-        m = re.search(r"GLOBAL ([\w.]+)", str(e))
-        if m:
-            raise BandaError(f"{path}: refused: the {what} holds more than tensors and plain data (it would call "
-                             f"{m.group(1)}); banda never runs code from a model file") from None
-        raise BandaError(f"{path}: not a readable {what} (damaged or not a torch file)") from None
-    except Exception as e:  # truncated zip, not a torch file at all, ...
-        raise BandaError(f"{path}: not a readable {what} ({type(e).__name__}: {_short(e)})") from None
-
-
-def _short(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def read_archive(path) -> Dict[str, Any]:

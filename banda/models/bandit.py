@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import check_params
 from ..errors import ConfigError
-from . import MODELS
+from .registry import MODELS
 from .bands import band_layout
 from .stft import STFT
 from .tf_blocks import TF_BLOCKS

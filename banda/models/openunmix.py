@@ -52,7 +52,7 @@ from torch import nn
 
 from ..errors import BandaError, ConfigError
 from ..wiener import PRECISIONS, wiener
-from . import MODELS
+from .registry import MODELS
 from .stft import STFT
 
 log = logging.getLogger("banda.models.openunmix")
@@ -317,7 +317,7 @@ def _order(names: Iterable[str]) -> List[str]:
 
 
 def _load_state(path: Path) -> Dict[str, torch.Tensor]:
-    from . import safe_torch_load
+    from ..fileio import safe_torch_load
 
     state = safe_torch_load(path, what="weights file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint

@@ -16,7 +16,7 @@ from ..datadir import read_scp, validate_data_dir
 from ..errors import ConfigError, DataError
 from ..losses import LossHandler, si_sdr_db
 from ..models import build_model, make_archive, model_params
-from . import TASKS, Task
+from .base import TASKS, Task
 
 log = logging.getLogger("banda.train")
 TOP_LEVEL = ("stems", "sample_rate", "in_channels")
@@ -119,7 +119,7 @@ class SeparationTask(Task):
         params = {k: v for k, v in cfg["model"]["params"].items() if k not in TOP_LEVEL}
         full = model_params(cfg["model"]["name"], params, cfg["stems"], cfg["sample_rate"], cfg["channels"])
         for k in TOP_LEVEL:
-            full.pop(k)
+            full.pop(k, None)
         cfg["model"] = {"name": cfg["model"]["name"], "params": full}
         LossHandler(cfg["loss"])  # validates the loss section
         return cfg
