@@ -120,3 +120,14 @@ def write(path: Path, x: np.ndarray, rate: int = 44100, subtype: str = "PCM_16")
 def read(path: Path) -> np.ndarray:
     """Read audio as float32 ``(channels, time)``."""
     return sf.read(str(path), dtype="float32", always_2d=True)[0].T
+
+
+def run_entry_point(main, capsys, *args):
+    """Run an entry point in-process; return (exit code, stderr lines). Usage errors leave by
+    SystemExit, as they do from the console script."""
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as e:
+        rc = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, err

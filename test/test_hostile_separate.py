@@ -20,6 +20,7 @@ from banda.errors import BandaError
 from banda.models import make_archive, read_archive
 
 from conftest import REPO, read, subprocess_env, write
+from conftest import run_entry_point as run
 from test_separate import STEMS, audio, files_under, identity_archive
 
 
@@ -49,17 +50,6 @@ def model(tmp_path_factory):
 @pytest.fixture
 def song(tmp_path):
     return write(tmp_path / "in" / "song.wav", audio(22050))
-
-
-def run(main, capsys, *args):
-    """Run an entry point in-process; return (exit code, stderr lines). Usage errors leave by
-    SystemExit, as they do from the console script."""
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as e:
-        rc = e.code
-    err = capsys.readouterr().err.strip().splitlines()
-    return rc, err
 
 
 def assert_one_line(rc, err, *words):

@@ -18,21 +18,11 @@ from banda.bin import pack as pack_cli
 from banda.bin import prepare_dnr, prepare_medleydb, prepare_musdb, results, synth_mini
 
 from conftest import write
+from conftest import run_entry_point as run
 
 RATE = 44100
 MUSDB_STEMS = ("vocals", "drums", "bass", "other")
 BINARY = bytes(range(256)) * 4  # not UTF-8 text, not audio, not YAML
-
-
-def run(main, capsys, *args):
-    """Run an entry point in-process; return (exit code, stderr lines). Usage errors leave by
-    SystemExit, as they do from the console script."""
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as e:
-        rc = e.code
-    err = capsys.readouterr().err.strip().splitlines()
-    return rc, err
 
 
 def assert_one_line(rc, err, prog, *words):
