@@ -81,14 +81,23 @@ def _flush_logs() -> None:
             pass
 
 
-def parse_args_with_config(parser, argv: Optional[List[str]] = None):
-    """argparse with ``--config x.yaml`` (keys = option names) and ``--print_config``.
+def parse_args_with_config(parser, argv: Optional[List[str]] = None, tree: Optional[Callable[[dict], dict]] = None,
+                           complete: Optional[Callable[[dict], dict]] = None):
+    """The one config mechanism of every entry point: argparse plus ``--config x.yaml`` and
+    ``--print_config``.
 
-    Precedence: parser defaults < YAML < command line. An unknown YAML key is a
-    :class:`~banda.errors.ConfigError` naming it. With ``--print_config`` the resolved
-    options are printed as YAML and the program exits 0.
+    Precedence: defaults < YAML < command line. A YAML key is an option's name (``bit-depth``
+    or ``bit_depth``); an unknown key is a :class:`~banda.errors.ConfigError` naming it and the
+    file. With ``--print_config`` the resolved options are printed as YAML (which ``--config``
+    reads back) and the program exits 0.
+
+    ``tree`` adds a nested config (banda-train's task config): a function from the raw nested
+    values (YAML updated by the command line, e.g. to read ``task``) to their defaults. YAML keys
+    that are no option, and command-line options ``--section.key value`` (values parsed as
+    YAML), are merged strictly into those defaults (:func:`banda.config.merge_strict`), passed
+    through ``complete`` and returned as ``args.cfg``.
     """
-    from .config import dump_yaml, load_yaml
+    from .config import dump_yaml, load_yaml, merge_strict, parse_overrides, to_plain
     from .errors import ConfigError
 
     parser.add_argument("--config", help="YAML file of option values (keys as in --print_config)")
@@ -96,43 +105,68 @@ def parse_args_with_config(parser, argv: Optional[List[str]] = None):
     pre = ArgumentParser(prog=parser.prog, add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
+    nested_yaml: dict = {}
     if known.config:
-        values = load_yaml(known.config)
         dests = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "print_config")}
-        for key, value in values.items():
-            dest = key.replace("-", "_")
+        for key, value in load_yaml(known.config).items():
+            dest = str(key).replace("-", "_")
             if dest not in dests:
+                if tree is not None:
+                    nested_yaml[key] = value
+                    continue
                 raise ConfigError(f"{known.config}: unknown config key '{key}' (known: {', '.join(sorted(dests))})")
-            action = dests[dest]
-            if action.nargs in (None, "?") and isinstance(value, (list, dict)):
-                raise ConfigError(f"{known.config}: '{key}' takes one value, got {value!r}")
-            if action.nargs in ("*", "+") and isinstance(value, (str, int, float)):
-                value = [value]
-            if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{known.config}: '{key}' must be true or false, got {value!r}")
-            elif value is not None:
-                # as on the command line: each value goes through the option's type (text by default)
-                convert = action.type or str
-                try:
-                    value = [convert(v) for v in value] if isinstance(value, list) else convert(value)
-                except (TypeError, ValueError, argparse.ArgumentTypeError):
-                    raise ConfigError(f"{known.config}: invalid value for '{key}': {value!r}") from None
-            if action.choices is not None and value is not None and value not in action.choices:
-                raise ConfigError(f"{known.config}: invalid value for '{key}': {value!r} "
-                                  f"(choose from {', '.join(map(str, action.choices))})")
-            if action.required:
-                action.required = False
-            parser.set_defaults(**{dest: value})
+            parser.set_defaults(**{dest: _option_value(dests[dest], key, value, known.config)})
     if "--print_config" in (sys.argv[1:] if argv is None else argv):
         for action in parser._actions:  # show the options even before the required ones are given
             action.required = False
-    args = parser.parse_args(argv)
+    if tree is None:
+        args = parser.parse_args(argv)
+    else:
+        args, extra = parser.parse_known_args(argv)
+        nested_cli = parse_overrides(extra)
+        cfg = tree({**nested_yaml, **nested_cli})
+        cfg = merge_strict(cfg, nested_yaml, str(known.config))
+        cfg = to_plain(merge_strict(cfg, nested_cli, "command line"))
+        args.cfg = complete(cfg) if complete else cfg
     if args.print_config:
-        shown = {k: v for k, v in vars(args).items() if k not in ("config", "print_config")}
+        shown = {k: v for k, v in vars(args).items() if k not in ("config", "print_config", "cfg")}
+        shown.update(getattr(args, "cfg", {}))
         sys.stdout.write(dump_yaml(shown))
         raise SystemExit(0)
     return args
+
+
+def _option_value(action, key, value, source):
+    """A YAML value for an argparse option, checked and converted as the command line would be."""
+    from .errors import ConfigError
+
+    if action.nargs in (None, "?") and isinstance(value, (list, dict)):
+        raise ConfigError(f"{source}: '{key}' takes one value, got {value!r}")
+    if action.nargs in ("*", "+") and isinstance(value, (str, int, float)):
+        value = [value]
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)) or action.type is true_false:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: '{key}' must be true or false, got {value!r}")
+    elif value is not None:
+        # as on the command line: each value goes through the option's type (text by default)
+        convert = action.type or str
+        try:
+            value = [convert(v) for v in value] if isinstance(value, list) else convert(value)
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            raise ConfigError(f"{source}: invalid value for '{key}': {value!r}") from None
+    if action.choices is not None and value is not None and value not in action.choices:
+        raise ConfigError(f"{source}: invalid value for '{key}': {value!r} "
+                          f"(choose from {', '.join(map(str, action.choices))})")
+    if action.required:
+        action.required = False
+    return value
+
+
+def true_false(value: str) -> bool:
+    """argparse type of a ``--flag true|false`` option (a YAML ``true``/``false`` for it in ``--config``)."""
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError("expected true or false")
+    return value == "true"
 
 
 # ------------------------------------------------------------------ options shared by entry points

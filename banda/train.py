@@ -92,17 +92,22 @@ def train_defaults(task: str = DEFAULT_TASK) -> Dict[str, Any]:
     return cfg
 
 
-def resolve_train_config(config_path: Optional[str], overrides) -> Dict[str, Any]:
-    """defaults of the chosen task < YAML < command line (``task`` is read from the latter two first)."""
-    from .config import resolve
-
-    task = DEFAULT_TASK
-    if config_path:
-        task = load_yaml(config_path).get("task", task)
-    task = parse_overrides(overrides).get("task", task) if overrides else task
+def train_defaults_for(raw: Dict[str, Any]) -> Dict[str, Any]:
+    """The defaults of the task that the raw (not yet checked) config values choose."""
+    task = raw.get("task", DEFAULT_TASK)
     if not isinstance(task, str):
         raise ConfigError(f"task must be a name, not {task!r}")
-    return resolve(train_defaults(task), config_path, overrides)
+    return train_defaults(task)
+
+
+def resolve_train_config(config_path: Optional[str], overrides) -> Dict[str, Any]:
+    """defaults of the chosen task < YAML < command line (``task`` is read from the latter two
+    first): what ``banda-train`` resolves, less its own options (``--exp_dir``, ...)."""
+    from .config import resolve
+
+    raw = dict(load_yaml(config_path)) if config_path else {}
+    raw.update(parse_overrides(overrides) if overrides else {})
+    return resolve(train_defaults_for(raw), config_path, overrides)
 
 
 #: the default task's defaults (what ``banda-train --print_config`` shows without ``task``)

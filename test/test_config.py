@@ -2,6 +2,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -179,3 +180,38 @@ def test_train_unknown_yaml_key_names_file(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "'data.chunk_secs'" in proc.stderr and "typo.yaml" in proc.stderr
+
+
+def test_train_config_round_trips_and_takes_its_options_from_yaml(tmp_path, capsys):
+    """banda-train uses the one config mechanism of every entry point: what --print_config shows
+    (its own options and the task's config) reads back through --config unchanged."""
+    from banda.bin import train as train_cli
+
+    def shown(*args):
+        with pytest.raises(SystemExit) as done:
+            train_cli.main(list(map(str, args)))
+        assert done.value.code == 0
+        return capsys.readouterr().out
+
+    first = shown("--print_config", "--exp_dir", tmp_path / "exp", "--resume", "false", "--train.max_epochs", "2")
+    cfg = yaml.safe_load(first)
+    assert cfg["exp_dir"] == str(tmp_path / "exp") and cfg["resume"] is False and cfg["train"]["max_epochs"] == 2
+    saved = write(tmp_path, first, "printed.yaml")
+    assert shown("--config", saved, "--print_config") == first
+    bad = write(tmp_path, "resume: maybe\n", "bad.yaml")
+    assert train_cli.main(["--config", str(bad)]) == 2
+    assert "'resume' must be true or false" in capsys.readouterr().err
+
+
+def test_every_entry_point_uses_the_one_config_mechanism():
+    import importlib
+    import pkgutil
+
+    import banda.bin
+
+    for info in pkgutil.iter_modules(banda.bin.__path__):
+        if info.name == "data_dir":  # the utils/*_data_dir.sh helper: positional arguments, no options to configure
+            continue
+        source = Path(importlib.import_module(f"banda.bin.{info.name}").__file__).read_text()
+        assert "parse_args_with_config(" in source, info.name
+        assert "parse_known_args" not in source and "resolve_train_config" not in source, info.name

@@ -118,7 +118,9 @@ def test_config_dry_run(config, capsys, monkeypatch):
     if mamba and "mamba" not in TF_BLOCKS.names():
         pytest.skip("tf_block 'mamba' is not registered in this banda")
     monkeypatch.chdir(RECIPE)
-    assert train.main(["--config", str(config.relative_to(RECIPE)), "--print_config"]) == 0
+    with pytest.raises(SystemExit) as done:
+        train.main(["--config", str(config.relative_to(RECIPE)), "--print_config"])
+    assert done.value.code == 0
     cfg = parse_yaml(capsys.readouterr().out)
     if mamba and not any(importlib.util.find_spec(m) for m in ("mamba_ssm", "mambapy")):
         pytest.skip("no Mamba implementation installed (pip install 'banda[mamba]')")

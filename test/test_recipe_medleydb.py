@@ -115,7 +115,9 @@ def test_config_dry_run(capsys, monkeypatch):
     from banda.models import build_model
 
     monkeypatch.chdir(RECIPE)
-    assert train.main(["--config", "conf/train.yaml", "--print_config"]) == 0
+    with pytest.raises(SystemExit) as done:
+        train.main(["--config", "conf/train.yaml", "--print_config"])
+    assert done.value.code == 0
     cfg = parse_yaml(capsys.readouterr().out)
     params = dict(cfg["model"]["params"], stems=cfg["stems"], sample_rate=cfg["sample_rate"], in_channels=cfg["channels"])
     with torch.device("meta"):

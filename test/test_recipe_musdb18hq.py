@@ -183,7 +183,9 @@ def test_config_dry_run(config, capsys, monkeypatch):
     if _uses_mamba(config) and "mamba" not in TF_BLOCKS.names():
         pytest.skip("tf_block 'mamba' is not registered in this banda")
     monkeypatch.chdir(config.parent.parent)
-    assert train.main(["--config", str(config.relative_to(config.parent.parent)), "--print_config"]) == 0
+    with pytest.raises(SystemExit) as done:
+        train.main(["--config", str(config.relative_to(config.parent.parent)), "--print_config"])
+    assert done.value.code == 0
     cfg = parse_yaml(capsys.readouterr().out)
     if _uses_mamba(config) and not any(importlib.util.find_spec(m) for m in ("mamba_ssm", "mambapy")):
         pytest.skip("no Mamba implementation installed (pip install 'banda[mamba]')")

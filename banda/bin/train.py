@@ -19,39 +19,26 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..cli import ArgumentParser, run_main, setup_logging
-from ..config import dump_yaml
+from ..cli import ArgumentParser, true_false, parse_args_with_config, run_main, setup_logging
 from ..errors import ConfigError
-
-
-def _bool(value: str) -> bool:
-    if value not in ("true", "false"):
-        raise argparse.ArgumentTypeError("expected true or false")
-    return value == "true"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="banda-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML config (keys as in --print_config)")
     p.add_argument("--exp_dir", help="experiment directory (required unless --print_config)")
     p.add_argument("--init_param", help="weights to start a fresh run from (model archive, exp dir or state dict)")
-    p.add_argument("--resume", type=_bool, default=True, help="continue exp_dir/checkpoint.pth if present (default true)")
-    p.add_argument("--print_config", action="store_true", help="print the fully resolved config and exit")
+    p.add_argument("--resume", type=true_false, default=True, help="continue exp_dir/checkpoint.pth if present (default true)")
     return p
 
 
 def _main(argv: Optional[List[str]]) -> int:
-    from ..train import Trainer, complete_config, resolve_train_config
+    from ..train import Trainer, complete_config, train_defaults_for
 
-    args, overrides = build_parser().parse_known_args(argv)
-    cfg = complete_config(resolve_train_config(args.config, overrides))
-    if args.print_config:
-        sys.stdout.write(dump_yaml(cfg))
-        return 0
+    args = parse_args_with_config(build_parser(), argv, tree=train_defaults_for, complete=complete_config)
     if not args.exp_dir:
         raise ConfigError("--exp_dir is required")
     setup_logging()
-    Trainer(cfg, args.exp_dir, init_param=args.init_param, resume=args.resume).fit()
+    Trainer(args.cfg, args.exp_dir, init_param=args.init_param, resume=args.resume).fit()
     return 0
 
 
