@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny synthetic MUSDB-style dataset and tiny training configs."""
 import copy
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -131,3 +132,32 @@ def run_entry_point(main, capsys, *args):
         rc = e.code
     err = capsys.readouterr().err.strip().splitlines()
     return rc, err
+
+
+def shared_data_dir() -> Path:
+    """The shared test data folder: ``$BANDA_SHARED_DATA``, ``REPO/shared/data`` or
+    ``REPO/../shared/data``, the first that is a folder (the last when none is: tests skip on it)."""
+    for p in (os.environ.get("BANDA_SHARED_DATA"), REPO / "shared" / "data", REPO.parent / "shared" / "data"):
+        if p and Path(p).is_dir():
+            return Path(p)
+    return REPO.parent / "shared" / "data"
+
+
+def error_line(err, prog, *needles, rc=None, subcommand: bool = False) -> str:
+    """Check the command-line tools' error contract and return the error line.
+
+    ``err`` is stderr as captured (a string) or as lines (what :func:`run_entry_point` returns); it
+    must be exactly one line, starting with ``f"{prog}: error: "`` (``prog=None``: any start), or
+    with ``subcommand`` also ``f"{prog} <word>: error: "``, and containing every one of ``needles``.
+    With ``rc`` given, the exit code must be 2.
+    """
+    lines = err.strip().splitlines() if isinstance(err, str) else list(err)
+    if rc is not None:
+        assert rc == 2, (rc, "\n".join(lines)[-3000:])
+    assert len(lines) == 1, "\n".join(lines)[-3000:]
+    line = lines[0]
+    if prog is not None:
+        assert re.match(rf"{re.escape(prog)}{'( [a-z]+)?' if subcommand else ''}: error: ", line), line
+    for needle in needles:
+        assert str(needle) in line, (needle, line)
+    return line

@@ -14,18 +14,10 @@ from banda import scoring
 from banda.bin import evaluate as ev
 from banda.errors import BandaError
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, shared_data_dir
+
 RATE = 16000
-
-
-def _shared_data() -> Path:
-    for p in (os.environ.get("BANDA_SHARED_DATA"), REPO / "shared" / "data", REPO.parent / "shared" / "data"):
-        if p and Path(p).is_dir():
-            return Path(p)
-    return REPO.parent / "shared" / "data"
-
-
-MUSEVAL_DIR = _shared_data() / "museval_musdb18_7s"
+MUSEVAL_DIR = shared_data_dir() / "museval_musdb18_7s"
 TRACK = "Music Delta - 80s Rock"
 
 
@@ -235,7 +227,7 @@ def test_bss_eval_end_to_end_matches_museval_json(tmp_path, capsys):
     assert "cSDR" in out
 
 
-PESQ_DIR = _shared_data() / "pesq_ludlows"
+PESQ_DIR = shared_data_dir() / "pesq_ludlows"
 
 
 @pytest.mark.skipif(not PESQ_DIR.exists(), reason="pesq test data not available")

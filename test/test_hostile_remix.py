@@ -20,15 +20,7 @@ from banda.bin import remix as remix_cli
 from banda.models import build_model, make_archive, model_params
 
 from conftest import REPO, subprocess_env, write
-from test_remix import STEMS, archive, audio
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    return {"sum": archive(d / "sum.pth", "sum_test", {}),
-            "bandit": archive(d / "bandit.pth", "bandit", dict(dim=8, n_layers=1, hidden=8, mask_hidden=16))}
+from test_remix import STEMS, audio, models  # noqa: F401 (models: a fixture, used by name)
 
 
 @pytest.fixture

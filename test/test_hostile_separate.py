@@ -19,7 +19,7 @@ from banda.bin.remix import main as remix_main
 from banda.errors import BandaError
 from banda.models import make_archive, read_archive
 
-from conftest import REPO, read, subprocess_env, write
+from conftest import REPO, error_line, read, subprocess_env, write
 from conftest import run_entry_point as run
 from test_separate import STEMS, audio, files_under, identity_archive
 
@@ -52,18 +52,11 @@ def song(tmp_path):
     return write(tmp_path / "in" / "song.wav", audio(22050))
 
 
-def assert_one_line(rc, err, *words):
-    assert rc == 2, err
-    assert len(err) == 1, err
-    for w in words:
-        assert w in err[0], err
-
-
 # ---------------------------------------------------------------- 1. no code runs from a model file
 def test_hostile_archive_is_refused_by_separate(hostile, song, tmp_path, capsys):
     path, marker = hostile
     rc, err = run(separate_main, capsys, "-m", path, song, "-o", tmp_path / "out", "--no-progress")
-    assert_one_line(rc, err, str(path), "refused")
+    error_line(err, None, str(path), "refused", rc=rc)
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
 
@@ -71,14 +64,14 @@ def test_hostile_archive_is_refused_by_separate(hostile, song, tmp_path, capsys)
 def test_hostile_archive_is_refused_by_remix(hostile, song, tmp_path, capsys):
     path, marker = hostile
     rc, err = run(remix_main, capsys, "-m", path, song, "-o", tmp_path / "k.wav", "--preset", "karaoke")
-    assert_one_line(rc, err, str(path))
+    error_line(err, None, str(path), rc=rc)
     assert not marker.exists()
 
 
 def test_hostile_archive_is_refused_by_pack(hostile, tmp_path, capsys):
     path, marker = hostile
     rc, err = run(pack_cli.main, capsys, "--exp_dir", tmp_path, "--weights", path.name)
-    assert_one_line(rc, err, str(path))
+    error_line(err, None, str(path), rc=rc)
     assert not marker.exists()
 
 
@@ -106,7 +99,7 @@ def test_input_is_never_overwritten(model, song, capsys):
     before = song.read_bytes()
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", song.parent, "--filename", "{track}.{ext}",
                   "--stems", "vocals", "--no-progress")
-    assert_one_line(rc, err, "input", "overwrite")
+    error_line(err, None, "input", "overwrite", rc=rc)
     assert song.read_bytes() == before
 
 
@@ -116,7 +109,7 @@ def test_filename_cannot_escape_the_output_folder(model, song, tmp_path, capsys,
     out = tmp_path / "deep" / "out"
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", out, "--filename", pattern, "--stems", "vocals",
                   "--no-progress")
-    assert_one_line(rc, err, "--filename")
+    error_line(err, None, "--filename", rc=rc)
     assert files_under(tmp_path) == ["in/song.wav"]
     assert not Path("/tmp/banda-escape").exists()
 
@@ -125,7 +118,7 @@ def test_scp_id_cannot_escape_the_output_folder(model, song, tmp_path, capsys):
     scp = tmp_path / "mix.scp"
     scp.write_text(f"../../../x {song}\n")
     rc, err = run(separate_main, capsys, "-m", model, "--scp", scp, "-o", tmp_path / "out", "--no-progress")
-    assert_one_line(rc, err, "../../../x")
+    error_line(err, None, "../../../x", rc=rc)
     assert files_under(tmp_path) == ["in/song.wav", "mix.scp"]
 
 
@@ -162,20 +155,20 @@ def test_track_names_are_checked():
 def test_output_folder_that_is_a_file(model, song, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", tmp_path / "file", "--no-progress")
-    assert_one_line(rc, err, "is a file")
+    error_line(err, None, "is a file", rc=rc)
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", tmp_path / "file" / "sub", "--no-progress")
-    assert_one_line(rc, err, "-o")
+    error_line(err, None, "-o", rc=rc)
 
 
 def test_unwritable_output_folder(model, song, tmp_path, capsys):
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", "/proc/banda-out", "--no-progress")
-    assert_one_line(rc, err, "/proc/banda-out")
+    error_line(err, None, "/proc/banda-out", rc=rc)
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "1e9", "1e-5", "-1"])
 def test_bad_segment(model, song, tmp_path, capsys, value):
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", tmp_path / "out", "--segment", value, "--no-progress")
-    assert_one_line(rc, err, "--segment")
+    error_line(err, None, "--segment", rc=rc)
     assert not (tmp_path / "out").exists()
 
 
@@ -183,7 +176,7 @@ def test_bad_segment(model, song, tmp_path, capsys, value):
                                           ("--stems", ","), ("--stems", "guitar"), ("--format", "ogg")])
 def test_bad_option(model, song, tmp_path, capsys, option, value):
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", tmp_path / "out", option, value, "--no-progress")
-    assert_one_line(rc, err)
+    error_line(err, None, rc=rc)
     assert not (tmp_path / "out").exists()
 
 
@@ -195,7 +188,7 @@ def test_argparse_errors_are_one_line(capsys):
 def test_too_long_file_name(model, song, tmp_path, capsys):
     rc, err = run(separate_main, capsys, "-m", model, song, "-o", tmp_path / "out", "--filename", "x" * 300 + "{stem}.{ext}",
                   "--no-progress")
-    assert_one_line(rc, err, "bytes long")
+    error_line(err, None, "bytes long", rc=rc)
     assert not (tmp_path / "out").exists()
 
 
@@ -203,7 +196,7 @@ def test_binary_config(model, song, tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_bytes(bytes(range(256)))
     rc, err = run(separate_main, capsys, "--config", cfg, "-m", model, song)
-    assert_one_line(rc, err, str(cfg))
+    error_line(err, None, str(cfg), rc=rc)
 
 
 def _archive(tmp_path, name="a.pth", **change):
@@ -249,7 +242,7 @@ def test_bad_archives(tmp_path, song, capsys, case, words):
         path = tmp_path / "a.pth"
         path.write_bytes(b"PK\x03\x04 truncated")
     rc, err = run(separate_main, capsys, "-m", path, song, "-o", tmp_path / "out", "--no-progress")
-    assert_one_line(rc, err, str(path), words)
+    error_line(err, None, str(path), words, rc=rc)
     assert not (tmp_path / "out").exists()
 
 
@@ -259,7 +252,7 @@ def test_pack_refuses_a_tagged_config(model, tmp_path, capsys):
     (exp / "averaged.pth").write_bytes(model.read_bytes())
     (exp / "config.yaml").write_text("stems: !!python/object/apply:os.system ['touch PWNED']\n")
     rc, err = run(pack_cli.main, capsys, "--exp_dir", exp)
-    assert_one_line(rc, err, "config.yaml")
+    error_line(err, None, "config.yaml", rc=rc)
     assert not (exp / "model_pack.pth").exists()
 
 
@@ -270,7 +263,7 @@ def test_openunmix_bad_json_value(tmp_path, song, capsys):
     folder.mkdir()
     (folder / "separator.json").write_text(json.dumps({"nfft": "abc", "nhop": 1024, "sample_rate": 44100, "nb_channels": 2}))
     rc, err = run(separate_main, capsys, "-m", folder, song, "-o", tmp_path / "out", "--no-progress")
-    assert_one_line(rc, err, "nfft")
+    error_line(err, None, "nfft", rc=rc)
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
@@ -285,7 +278,7 @@ def test_full_disk(model, tmp_path, capsys):
     try:
         song = write(tmp_path / "song.wav", audio(44100))  # 176 kB of output per stem
         rc, err = run(separate_main, capsys, "-m", model, song, "-o", disk / "out", "--no-progress")
-        assert_one_line(rc, err)
+        error_line(err, None, rc=rc)
         assert files_under(disk) == []
     finally:
         subprocess.run(["umount", str(disk)])
@@ -370,7 +363,7 @@ def test_keep_going_skips_a_bad_file_and_reports(model, tmp_path, capsys):
     (music / "b.wav").write_bytes(b"RIFF not really")
     write(music / "c.wav", audio(8000))
     rc, err = run(separate_main, capsys, "-m", model, music, "-o", tmp_path / "out", "--stems", "vocals", "--no-progress")
-    assert_one_line(rc, err, "b.wav")
+    error_line(err, None, "b.wav", rc=rc)
     assert not (tmp_path / "out").exists()
     rc, err = run(separate_main, capsys, "-m", model, music, "-o", tmp_path / "out", "--stems", "vocals", "--no-progress",
                   "--keep-going")

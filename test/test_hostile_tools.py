@@ -5,7 +5,6 @@ banda-prepare-dnr, banda-prepare-medleydb, banda-synth-mini, banda-results, band
 Every bad input must end with exactly one stderr line ``prog: error: ...`` naming the file or
 option, exit code 2, no traceback, and nothing (or nothing new) in the output location."""
 import hashlib
-import re
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,12 @@ from banda.bin import data_dir as data_dir_cli
 from banda.bin import pack as pack_cli
 from banda.bin import prepare_dnr, prepare_medleydb, prepare_musdb, results, synth_mini
 
-from conftest import write
+from conftest import error_line, write
 from conftest import run_entry_point as run
 
 RATE = 44100
 MUSDB_STEMS = ("vocals", "drums", "bass", "other")
 BINARY = bytes(range(256)) * 4  # not UTF-8 text, not audio, not YAML
-
-
-def assert_one_line(rc, err, prog, *words):
-    assert rc == 2, err
-    assert len(err) == 1, err
-    assert re.match(rf"{re.escape(prog)}( [a-z]+)?: error: ", err[0]), err
-    for w in words:
-        assert str(w) in err[0], err
 
 
 def listing(folder: Path):
@@ -143,7 +134,7 @@ def test_prepare_musdb(musdb, tmp_path, capsys, case):
     args, words = _musdb_case(case, musdb, tmp_path)
     before = listing(tmp_path / "data")
     rc, err = run(prepare_musdb.main, capsys, *args)
-    assert_one_line(rc, err, MUSDB, *words)
+    error_line(err, MUSDB, *words, rc=rc, subcommand=True)
     assert listing(tmp_path / "data") == before
     assert not Path("PWNED").exists()
 
@@ -217,7 +208,7 @@ def test_prepare_dnr(dnr, tmp_path, capsys, case):
     args, words = _dnr_case(case, dnr, tmp_path)
     before = listing(tmp_path)
     rc, err = run(prepare_dnr.main, capsys, *args)
-    assert_one_line(rc, err, DNR, *words)
+    error_line(err, DNR, *words, rc=rc, subcommand=True)
     assert listing(tmp_path) == before  # nothing written anywhere (the parent of --out included)
 
 
@@ -338,7 +329,7 @@ def test_prepare_medleydb(medley, tmp_path, capsys, case):
     args, words = _medley_case(case, medley, tmp_path)
     before = listing(tmp_path)
     rc, err = run(prepare_medleydb.main, capsys, *args)
-    assert_one_line(rc, err, MEDLEY, *words)
+    error_line(err, MEDLEY, *words, rc=rc, subcommand=True)
     assert listing(tmp_path) == before
     assert not Path("PWNED").exists()
 
@@ -406,7 +397,7 @@ def test_synth_mini(tmp_path, capsys, case):
     args, words = _synth_case(case, tmp_path)
     before = listing(tmp_path)
     rc, err = run(synth_mini.main, capsys, *args)
-    assert_one_line(rc, err, SYNTH, *words)
+    error_line(err, SYNTH, *words, rc=rc, subcommand=True)
     assert listing(tmp_path) == before
 
 
@@ -474,7 +465,7 @@ def test_results(exp, tmp_path, capsys, case):
     args, words = _results_case(case, exp, tmp_path)
     before = listing(tmp_path)
     rc, err = run(results.main, capsys, *args)
-    assert_one_line(rc, err, RESULTS, *words)
+    error_line(err, RESULTS, *words, rc=rc, subcommand=True)
     assert listing(tmp_path) == before
 
 
@@ -593,7 +584,7 @@ def test_data_dir(dirs, tmp_path, capsys, case):
     args, words = _dd_case(case, dirs, tmp_path)
     before = listing(tmp_path)
     rc, err = run(data_dir_cli.main, capsys, *args)
-    assert_one_line(rc, err, DD, *words)
+    error_line(err, DD, *words, rc=rc, subcommand=True)
     assert listing(tmp_path) == before
 
 
@@ -662,5 +653,5 @@ def test_pack(pack_exp, tmp_path, capsys, case):
     args, words = _pack_case(case, pack_exp, tmp_path)
     before = listing(tmp_path)
     rc, err = run(pack_cli.main, capsys, *args)
-    assert_one_line(rc, err, PACK, *words)
+    error_line(err, PACK, *words, rc=rc, subcommand=True)
     assert listing(tmp_path) == before

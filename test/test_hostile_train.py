@@ -18,7 +18,7 @@ import yaml
 from banda.bin import train as cli
 from banda.datadir import read_scp, write_scp
 
-from conftest import write_train_config
+from conftest import error_line, write_train_config
 
 # one step an epoch, one epoch, no validation: seconds per run
 SECTIONS = dict(data={"items_per_epoch": 2, "valid_dir": None}, train={"max_epochs": 1, "checkpoint_every_steps": 1})
@@ -39,16 +39,6 @@ def train(capsys, *args):
     capsys.readouterr()
     rc = cli.main([str(a) for a in args])
     return rc, capsys.readouterr().err
-
-
-def one_line(rc, err, *needles):
-    """The error contract: exit 2 and exactly one stderr line naming what is wrong."""
-    lines = err.strip().splitlines()
-    assert rc == 2 and len(lines) == 1, (rc, err[-3000:])
-    assert lines[0].startswith("banda-train: error: "), lines[0]
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +81,8 @@ def test_hostile_checkpoint_is_refused(trained, tmp_path, capsys, kind):
     ckpt = torch.load(trained[1] / "checkpoint.pth", weights_only=True)
     ckpt["state"]["note"] = payloads(marker)[kind]  # a real checkpoint with one poisoned entry
     torch.save(ckpt, exp / "checkpoint.pth")
-    line = one_line(*train(capsys, "--config", trained[0], "--exp_dir", exp), str(exp / "checkpoint.pth"),
-                    "refused", "--resume false")
+    rc, err = train(capsys, "--config", trained[0], "--exp_dir", exp)
+    line = error_line(err, "banda-train", str(exp / "checkpoint.pth"), "refused", "--resume false", rc=rc)
     assert not marker.exists(), "code from the pickle ran"
     assert "Traceback" not in line
 
@@ -101,8 +91,8 @@ def test_hostile_checkpoint_is_refused(trained, tmp_path, capsys, kind):
 def test_hostile_init_param_is_refused(trained, tmp_path, capsys, kind):
     marker = tmp_path / "MARKER"
     torch.save({"state_dict": payloads(marker)[kind]}, tmp_path / "hostile.pth")
-    one_line(*train(capsys, "--config", trained[0], "--exp_dir", tmp_path / "exp", "--init_param", tmp_path / "hostile.pth"),
-             str(tmp_path / "hostile.pth"), "refused")
+    rc, err = train(capsys, "--config", trained[0], "--exp_dir", tmp_path / "exp", "--init_param", tmp_path / "hostile.pth")
+    error_line(err, "banda-train", str(tmp_path / "hostile.pth"), "refused", rc=rc)
     assert not marker.exists(), "code from the pickle ran"
     assert not (tmp_path / "exp" / "checkpoint.pth").exists()
 
@@ -122,8 +112,8 @@ def test_damaged_checkpoint_one_line_with_hint(trained, tmp_path, capsys, damage
     else:
         (exp / "checkpoint.pth").write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00garbage" * 99,
                                               "empty": b""}[damage])
-    one_line(*train(capsys, "--config", trained[0], "--exp_dir", exp), str(exp / "checkpoint.pth"),
-             "use a new exp dir or --resume false")
+    rc, err = train(capsys, "--config", trained[0], "--exp_dir", exp)
+    error_line(err, "banda-train", str(exp / "checkpoint.pth"), "use a new exp dir or --resume false", rc=rc)
     # --resume false starts over
     rc, err = train(capsys, "--config", trained[0], "--exp_dir", exp, "--resume", "false")
     assert rc == 0, err[-3000:]
@@ -139,7 +129,8 @@ def test_legacy_checkpoint_resumes_exactly(trained, tmp_path, capsys):
     ckpt["rng"]["numpy"] = ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
     del ckpt["config"]
     torch.save(ckpt, legacy / "checkpoint.pth")
-    line = one_line(*train(capsys, "--config", trained[0], "--exp_dir", legacy, "--optim.lr", "10"), "optim.lr 0.001 -> 10")
+    rc, err = train(capsys, "--config", trained[0], "--exp_dir", legacy, "--optim.lr", "10")
+    line = error_line(err, "banda-train", "optim.lr 0.001 -> 10", rc=rc)
     assert "--resume false" in line
     for exp in (new, legacy):
         rc, err = train(capsys, "--config", trained[0], "--exp_dir", exp, "--train.max_epochs", "2")
@@ -161,7 +152,8 @@ def test_legacy_checkpoint_resumes_exactly(trained, tmp_path, capsys):
 ])
 def test_invalid_hyperparameter_one_line_before_training(tiny_data_dirs, tmp_path, capsys, key, value):
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, **SECTIONS)
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", f"--{key}", value), key)
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", f"--{key}", value)
+    error_line(err, "banda-train", key, rc=rc)
     assert not (tmp_path / "exp").exists()
 
 
@@ -169,10 +161,10 @@ def test_invalid_hyperparameter_one_line_before_training(tiny_data_dirs, tmp_pat
 def test_resume_refuses_changed_hyperparameters(trained, tmp_path, capsys):
     exp = copy_exp(trained, tmp_path / "exp")
     before = (exp / "config.yaml").read_text(), (exp / "checkpoint.pth").read_bytes()
-    line = one_line(*train(capsys, "--config", trained[0], "--exp_dir", exp, "--optim.lr", "10", "--data.gain_db", "[0, 0]",
-                           "--train.max_epochs", "2"),
-                    str(exp / "checkpoint.pth"), "optim.lr 0.001 -> 10", "data.gain_db [-6.0, 6.0] -> [0, 0]",
-                    "use a new exp dir or --resume false")
+    rc, err = train(capsys, "--config", trained[0], "--exp_dir", exp, "--optim.lr", "10", "--data.gain_db", "[0, 0]",
+                    "--train.max_epochs", "2")
+    line = error_line(err, "banda-train", str(exp / "checkpoint.pth"), "optim.lr 0.001 -> 10",
+                      "data.gain_db [-6.0, 6.0] -> [0, 0]", "use a new exp dir or --resume false", rc=rc)
     assert "max_epochs" not in line.split("(")[0]  # a safe change is not among the refused ones
     assert ((exp / "config.yaml").read_text(), (exp / "checkpoint.pth").read_bytes()) == before
 
@@ -252,14 +244,16 @@ def test_data_fault_found_before_training(tiny_data_dirs, tmp_path, capsys, faul
     expected = fault(data)
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, data={**SECTIONS["data"], f"{which}_dir": str(data)},
                              train=SECTIONS["train"])
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp"), str(data), expected)
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp")
+    error_line(err, "banda-train", str(data), expected, rc=rc)
     assert not (tmp_path / "exp" / "checkpoint.pth").exists()
 
 
 def test_track_shorter_than_a_chunk(tiny_data_dirs, tmp_path, capsys):
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, **SECTIONS)
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", "--data.chunk_seconds", "5"),
-             str(tiny_data_dirs / "train" / "utt2num_samples"), "less than one training chunk (data.chunk_seconds 5)")
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", "--data.chunk_seconds", "5")
+    error_line(err, "banda-train", str(tiny_data_dirs / "train" / "utt2num_samples"),
+               "less than one training chunk (data.chunk_seconds 5)", rc=rc)
     assert not (tmp_path / "exp" / "checkpoint.pth").exists()
 
 
@@ -272,44 +266,47 @@ def test_sample_rate_of_every_track_is_checked(tiny_data_dirs, tmp_path, capsys)
         sf.write(path, audio, 22050)
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, data={**SECTIONS["data"], "train_dir": str(data)},
                              train=SECTIONS["train"])
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp"), f"mix.scp: id {ids[1]!r}",
-             "sample rate 22050 Hz, expected 44100 Hz")
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp")
+    error_line(err, "banda-train", f"mix.scp: id {ids[1]!r}", "sample rate 22050 Hz, expected 44100 Hz", rc=rc)
 
 
 # ---------------------------------------------------------------------- 5. other bad input
 def test_missing_config_file(tmp_path, capsys):
-    one_line(*train(capsys, "--config", tmp_path / "nope.yaml", "--exp_dir", tmp_path / "exp"), str(tmp_path / "nope.yaml"))
+    rc, err = train(capsys, "--config", tmp_path / "nope.yaml", "--exp_dir", tmp_path / "exp")
+    error_line(err, "banda-train", str(tmp_path / "nope.yaml"), rc=rc)
 
 
 def test_binary_config_file(tmp_path, capsys):
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00\x81binary\x00")
-    one_line(*train(capsys, "--config", tmp_path / "bin.yaml", "--exp_dir", tmp_path / "exp"), str(tmp_path / "bin.yaml"))
+    rc, err = train(capsys, "--config", tmp_path / "bin.yaml", "--exp_dir", tmp_path / "exp")
+    error_line(err, "banda-train", str(tmp_path / "bin.yaml"), rc=rc)
 
 
 def test_exp_dir_is_a_file(tiny_data_dirs, tmp_path, capsys):
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, **SECTIONS)
     (tmp_path / "exp").write_text("a file")
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp"), str(tmp_path / "exp"), "not a directory")
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp")
+    error_line(err, "banda-train", str(tmp_path / "exp"), "not a directory", rc=rc)
 
 
 def test_checkpoint_path_is_a_directory(tiny_data_dirs, tmp_path, capsys):
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, **SECTIONS)
     (tmp_path / "exp" / "checkpoint.pth").mkdir(parents=True)
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp"), str(tmp_path / "exp" / "checkpoint.pth"),
-             "not a file")
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp")
+    error_line(err, "banda-train", str(tmp_path / "exp" / "checkpoint.pth"), "not a file", rc=rc)
 
 
 def test_init_param_missing(tiny_data_dirs, tmp_path, capsys):
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, **SECTIONS)
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", "--init_param", tmp_path / "none.pth"),
-             str(tmp_path / "none.pth"), "not found")
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", "--init_param", tmp_path / "none.pth")
+    error_line(err, "banda-train", str(tmp_path / "none.pth"), "not found", rc=rc)
 
 
 def test_data_dir_is_a_file(tiny_data_dirs, tmp_path, capsys):
     cfg = write_train_config(tmp_path / "train.yaml", tiny_data_dirs, **SECTIONS)
     (tmp_path / "afile").write_text("not a data dir")
-    one_line(*train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", "--data.train_dir", tmp_path / "afile"),
-             str(tmp_path / "afile"), "not a data directory")
+    rc, err = train(capsys, "--config", cfg, "--exp_dir", tmp_path / "exp", "--data.train_dir", tmp_path / "afile")
+    error_line(err, "banda-train", str(tmp_path / "afile"), "not a data directory", rc=rc)
 
 
 def test_checkpoint_temps_of_a_killed_run_are_removed(tiny_data_dirs, tmp_path, capsys):

@@ -1,6 +1,5 @@
 """banda.metrics against analytic cases and the peers' reference numbers (shared/data)."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +9,9 @@ import soundfile as sf
 from banda import metrics as M
 from banda.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import shared_data_dir
 
-
-def _shared_data() -> Path:
-    for p in (os.environ.get("BANDA_SHARED_DATA"), REPO / "shared" / "data", REPO.parent / "shared" / "data"):
-        if p and Path(p).is_dir():
-            return Path(p)
-    return REPO.parent / "shared" / "data"
-
-
-DATA = _shared_data()
+DATA = shared_data_dir()
 MUSEVAL_DIR = DATA / "museval_musdb18_7s"
 TRACK = "Music Delta - 80s Rock"
 PESQ_DIR = DATA / "pesq_ludlows"

@@ -14,6 +14,8 @@ from banda.corpora.medleydb import INSTRUMENT_GROUPS, STEMS, group_of, parse_map
 from banda.datadir import read_scp, validate_data_dir
 from banda.errors import BandaError
 
+from conftest import error_line
+
 RATE = 44100
 # track -> stems as (instrument label(s), channels); the artist is the part before "_"
 TRACKS: Dict[str, List] = {
@@ -190,13 +192,6 @@ def test_mixture_sum_coefficients_and_bleed(tmp_path, corpus):
         validate_data_dir(tmp_path / "data" / name)
 
 
-def one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("banda-prepare-medleydb: error: ")
-    return err[0]
-
-
 def run(root, tmp_path, *extra) -> int:
     return main(["--root", str(root), "--out", str(tmp_path / "data"), "--audio-out", str(tmp_path / "dump"),
                  "--no-progress", *map(str, extra)])
@@ -209,51 +204,50 @@ def test_errors_name_the_problem(tmp_path, capsys):
         return make_medleydb(tmp_path / name / "MedleyDB", seconds=0.1, tracks=one)
 
     assert run(tmp_path / "nowhere", tmp_path) == 2
-    assert "nowhere" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "nowhere")
     (tmp_path / "empty").mkdir()
     assert run(tmp_path / "empty", tmp_path) == 2
-    assert "no Audio/ folder" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "no Audio/ folder")
 
     root = fresh("nometa")
     (root / "Metadata" / "Solo_Song_METADATA.yaml").unlink()
     assert run(root, tmp_path) == 2
-    assert "'Solo_Song': no metadata file" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "'Solo_Song': no metadata file")
 
     root = fresh("badyaml")
     (root / "Metadata" / "Solo_Song_METADATA.yaml").write_text("- just\n- a list\n")
     assert run(root, tmp_path) == 2
-    assert "unknown metadata structure" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "unknown metadata structure")
     (root / "Metadata" / "Solo_Song_METADATA.yaml").write_text("stems:\n  S01: {filename: Solo_Song_STEM_01.wav}\n")
     assert run(root, tmp_path) == 2
-    assert "'instrument'" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "'instrument'")
     (root / "Metadata" / "Solo_Song_METADATA.yaml").write_text("stems: {S01: {filename: x.wav, instrument: [1, 2]}\n")
     assert run(root, tmp_path) == 2
-    assert "Solo_Song_METADATA.yaml" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "Solo_Song_METADATA.yaml")
 
     root = fresh("nostem")
     (root / "Audio" / "Solo_Song" / "Solo_Song_STEMS" / "Solo_Song_STEM_02.wav").unlink()
     assert run(root, tmp_path) == 2
-    line = one_line(capsys)
-    assert "Solo_Song_STEM_02.wav" in line and "stems.S02" in line
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "Solo_Song_STEM_02.wav", "stems.S02")
 
     root = fresh("nomix")
     (root / "Audio" / "Other_Song" / "Other_Song_MIX.wav").unlink()
     assert run(root, tmp_path) == 2
-    assert "Other_Song_MIX.wav" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "Other_Song_MIX.wav")
 
     root = fresh("rate")
     path = root / "Audio" / "Other_Song" / "Other_Song_STEMS" / "Other_Song_STEM_01.wav"
     sf.write(str(path), np.zeros((100, 2), np.float32), 22050)
     assert run(root, tmp_path) == 2
-    assert "22050" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "22050")
 
     root = fresh("ok")
     (tmp_path / "list.txt").write_text("Solo_Song\nNo_Such_Song\n")
     assert run(root, tmp_path, "--test-tracks", tmp_path / "list.txt") == 2
-    assert "No_Such_Song" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "No_Such_Song")
     assert run(root, tmp_path, "--stems", "vocals,drums") == 2
-    assert "other" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "other")
     assert run(root, tmp_path, "--map", "violin=strings") == 2
-    assert "strings" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-prepare-medleydb", "strings")
     assert not (tmp_path / "data").exists() and not (tmp_path / "dump").exists()  # nothing written on errors
     assert run(root, tmp_path, "--valid-fraction", "0.3", "--test-fraction", "0.3") == 0

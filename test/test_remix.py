@@ -1,7 +1,6 @@
 """banda-remix and banda-separate --two-stems: gains, presets, complements, clipping, errors,
 and both on the real MUSDB18 7-s excerpt (through a tiny Bandit with random weights)."""
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +16,11 @@ from banda.errors import BandaError
 from banda.remix import (RESCALE_PEAK, db_to_gain, parse_gain, prevent_clipping, preset_gains, remix,
                          resolve_gains, soft_limit)
 
-from conftest import read, write
+from conftest import error_line, read, shared_data_dir, write
 
-REPO = Path(__file__).resolve().parents[1]
 STEMS = ["vocals", "drums", "bass", "other"]
 LSB = 1 / 2 ** 15
-
-
-def _shared_data() -> Path:
-    for p in (os.environ.get("BANDA_SHARED_DATA"), REPO / "shared" / "data", REPO.parent / "shared" / "data"):
-        if p and Path(p).is_dir():
-            return Path(p)
-    return REPO.parent / "shared" / "data"
-
-
-MUSDB_TRACK = _shared_data() / "museval_musdb18_7s" / "Music Delta - 80s Rock"
+MUSDB_TRACK = shared_data_dir() / "museval_musdb18_7s" / "Music Delta - 80s Rock"
 needs_musdb = pytest.mark.skipif(not (MUSDB_TRACK / "mixture.wav").is_file(), reason=f"{MUSDB_TRACK} not available")
 
 if "sum_test" not in MODELS:
@@ -78,13 +67,6 @@ def run_remix(*args) -> int:
 
 def run_separate(*args) -> int:
     return separate_main([str(a) for a in args] + ["--no-progress"])
-
-
-def one_line(capsys, prog: str = "banda-remix") -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"{prog}: error: ")
-    return err[0]
 
 
 # --- the mixing math ----------------------------------------------------------------------
@@ -253,27 +235,26 @@ def test_unknown_stem_and_other_errors(tmp_path, models, capsys):
     out = tmp_path / "out.wav"
     capsys.readouterr()
     assert run_remix("-m", models["sum"], song, "-o", out, "--gain", "guitar=-6") == 2
-    line = one_line(capsys)
-    assert "guitar" in line and "valid stems: vocals, drums, bass, other" in line
+    error_line(capsys.readouterr().err, "banda-remix", "guitar", "valid stems: vocals, drums, bass, other")
     assert run_remix("-m", models["sum"], song, "-o", out, "--preset", "minus-piano") == 2
-    assert "--preset minus-piano" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "--preset minus-piano")
     assert run_remix("-m", models["sum"], song, "-o", out, "--preset", "louder") == 2
-    assert "karaoke" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "karaoke")
     assert run_remix("-m", models["sum"], song, "-o", out, "--gain", "vocals=loud") == 2
-    assert "'loud'" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "'loud'")
     write(tmp_path / "st" / "drums.wav", audio(2000))
     write(tmp_path / "st" / "bass.wav", audio(2000, seed=3))
     assert run_remix("--stems-dir", tmp_path / "st", "-o", out, "--preset", "karaoke") == 2
-    assert "valid stems: bass, drums" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "valid stems: bass, drums")
     assert run_remix("--stems-dir", tmp_path / "st", "-o", out, "--complement", "mixture") == 2
-    assert "--mix" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "--mix")
     write(tmp_path / "short.wav", audio(1999))
     assert run_remix("--stems-dir", tmp_path / "st", "--mix", tmp_path / "short.wav", "-o", out) == 2
-    assert "short.wav" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "short.wav")
     assert run_remix("-o", out) == 2
-    assert "either -m" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "either -m")
     assert run_remix("-m", models["sum"], "-o", out) == 2
-    assert "INPUT" in one_line(capsys)
+    error_line(capsys.readouterr().err, "banda-remix", "INPUT")
     assert not out.exists()
 
 
@@ -312,11 +293,11 @@ def test_two_stems_with_resampling_adds_up(tmp_path, models):
 def test_two_stems_errors(tmp_path, models, capsys):
     song = write(tmp_path / "song.wav", audio(1000))
     assert run_separate("-m", models["sum"], song, "-o", tmp_path / "o", "--two-stems", "guitar") == 2
-    assert "guitar" in one_line(capsys, "banda-separate")
+    error_line(capsys.readouterr().err, "banda-separate", "guitar")
     assert run_separate("-m", models["sum"], song, "-o", tmp_path / "o", "--two-stems", "vocals", "--stems", "bass") == 2
-    one_line(capsys, "banda-separate")
+    error_line(capsys.readouterr().err, "banda-separate")
     assert run_separate("-m", models["sum"], song, "-o", tmp_path / "o", "--complement", "sum") == 2
-    assert "--two-stems" in one_line(capsys, "banda-separate")
+    error_line(capsys.readouterr().err, "banda-separate", "--two-stems")
     assert not (tmp_path / "o").exists()
 
 
