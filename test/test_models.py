@@ -330,3 +330,32 @@ def test_models_get_only_the_top_level_settings_they_take():
     assert model_params("contract_test", {}, ["a", "b"], 44100, 2) == {"sample_rate": 44100, "width": 3}
     assert model_params("contract_test", {"width": 5}) == {"width": 5}  # the model's own default rate applies
     assert model_params("bandit", {}, ["a"], 44100, 1)["stems"] == ["a"]
+
+
+@pytest.mark.parametrize("bands,n_bands,complex_mask", [("v7", None, True), ("musical", 16, False), ("roformer", None, True)])
+def test_bandit_batched_bands_equal_per_band_modules(bands, n_bands, complex_mask):
+    """BandSplit and MaskDecoder run the bands of one width as one batched product; the result
+    is each band's own LayerNorm + Linear (+ Tanh, Linear, GLU) applied alone, and the
+    parameters stay one module per band (archives keep their keys)."""
+    torch.manual_seed(0)
+    model = build_model("bandit", dict(stems=["vocals", "drums"], in_channels=2, dim=16, n_layers=1, hidden=16,
+                                       mask_hidden=24, bands=bands, n_bands=n_bands, complex_mask=complex_mask))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    spec = torch.randn(2, 2, 1025, 7, dtype=torch.complex64)
+    split = model.band_split
+    x = torch.view_as_real(spec).permute(0, 3, 2, 1, 4).reshape(2, 7, 1025, 4)
+    alone = torch.stack([layer(x[:, :, s:e].reshape(2, 7, -1)) for (s, e), layer in zip(split.ranges, split.layers)], 1)
+    torch.testing.assert_close(split(spec), alone, rtol=1e-5, atol=1e-5)
+
+    z = torch.randn(2, len(split.ranges), 7, 16)
+    dec = model.decoders["drums"]
+    per_band = torch.cat([mlp(z[:, i]).reshape(2, 7, e - s, dec.channels * dec.parts)
+                          for i, ((s, e), mlp) in enumerate(zip(dec.ranges, dec.mlps))], 2)
+    if not dec.concatenate:
+        per_band = (per_band * dec.flat_weights[:, None]).new_zeros(2, 7, 1025, dec.channels * dec.parts).index_add_(
+            2, dec.index, per_band * dec.flat_weights[:, None])
+    mask = per_band.reshape(2, 7, 1025, dec.channels, dec.parts).permute(0, 3, 2, 1, 4)
+    mask = torch.view_as_complex(mask.contiguous()) if dec.parts == 2 else mask[..., 0]
+    torch.testing.assert_close(dec(z, 1025), mask, rtol=1e-5, atol=1e-5)
+    assert "band_split.layers.0.1.weight" in model.state_dict() and "decoders.drums.mlps.0.3.weight" in model.state_dict()

@@ -21,8 +21,51 @@ from .tf_blocks import TF_BLOCKS
 MASK_COMBINE = ("weighted", "mean", "sum")
 
 
+def _width_groups(ranges):
+    """Bands grouped by width, so that each group runs as one batched matrix product.
+
+    Returns ``[(width, band indices), ...]`` and ``order``: the band indices in group order.
+    """
+    groups: Dict[int, List[int]] = {}
+    for i, (s, e) in enumerate(ranges):
+        groups.setdefault(e - s, []).append(i)
+    out = [(w, idx) for w, idx in groups.items()]
+    return out, [i for _, idx in out for i in idx]
+
+
+def _inverse(order: List[int]) -> List[int]:
+    """The permutation that puts ``order``'s items back in place."""
+    inv = [0] * len(order)
+    for k, i in enumerate(order):
+        inv[i] = k
+    return inv
+
+
+def _stacked(modules, name: str) -> torch.Tensor:
+    """The parameter ``name`` of each module, stacked (gradients flow back to each)."""
+    return torch.stack([getattr(m, name) for m in modules])
+
+
+def _layer_norm(x: torch.Tensor, norms) -> torch.Tensor:
+    """Per-band LayerNorm: ``x (..., bands, time, features)`` normalised over features, each band
+    with its own :class:`~torch.nn.LayerNorm`'s affine (all alike in ``eps``)."""
+    y = nn.functional.layer_norm(x, x.shape[-1:], eps=norms[0].eps)
+    return y * _stacked(norms, "weight")[:, None] + _stacked(norms, "bias")[:, None]
+
+
+def _linear(x: torch.Tensor, linears) -> torch.Tensor:
+    """Per-band Linear: ``x (batch, bands, time, in)`` -> ``(batch, bands, time, out)``."""
+    y = torch.einsum("bntk,nok->bnto", x, _stacked(linears, "weight"))
+    return y + _stacked(linears, "bias")[:, None].to(y.dtype)  # in the product's dtype, as nn.Linear under autocast
+
+
 class BandSplit(nn.Module):
-    """Per band: real/imag (and channels) of its bins -> LayerNorm -> Linear to ``dim``."""
+    """Per band: real/imag (and channels) of its bins -> LayerNorm -> Linear to ``dim``.
+
+    The parameters are one ``LayerNorm`` + ``Linear`` per band (``layers.<band>``); the forward
+    pass runs the bands of equal width together (one batched product per width), which gives
+    the per-band result (to float rounding) in a fraction of the calls.
+    """
 
     def __init__(self, ranges, channels: int, dim: int):
         super().__init__()
@@ -30,18 +73,32 @@ class BandSplit(nn.Module):
         self.layers = nn.ModuleList(
             nn.Sequential(nn.LayerNorm(2 * channels * (e - s)), nn.Linear(2 * channels * (e - s), dim)) for s, e in self.ranges
         )
+        self.groups, order = _width_groups(self.ranges)
+        for g, (w, idx) in enumerate(self.groups):
+            bins = [[self.ranges[i][0] + k for k in range(w)] for i in idx]
+            self.register_buffer(f"bins{g}", torch.tensor(bins, dtype=torch.long), persistent=False)
+        self.register_buffer("restore", torch.tensor(_inverse(order), dtype=torch.long), persistent=False)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, freq, time)`` complex -> ``(batch, bands, time, dim)``."""
         b, c, f, t = spec.shape
-        # (b, time, freq, channels * re/im), contiguous so each band is a view
-        x = torch.view_as_real(spec).permute(0, 3, 2, 1, 4).reshape(b, t, f, 2 * c)
-        bands = [layer(x[:, :, s:e].reshape(b, t, -1)) for (s, e), layer in zip(self.ranges, self.layers)]
-        return torch.stack(bands, dim=1)
+        # (b, freq, time, channels * re/im)
+        x = torch.view_as_real(spec).permute(0, 2, 3, 1, 4).reshape(b, f, t, 2 * c)
+        out = []
+        for g, (w, idx) in enumerate(self.groups):
+            bins = getattr(self, f"bins{g}")                      # (bands, width)
+            xg = x[:, bins].permute(0, 1, 3, 2, 4).reshape(b, len(idx), t, w * 2 * c)
+            layers = [self.layers[i] for i in idx]
+            out.append(_linear(_layer_norm(xg, [l[0] for l in layers]), [l[1] for l in layers]))
+        return torch.cat(out, dim=1)[:, self.restore]
 
 
 class MaskDecoder(nn.Module):
-    """One stem's masks: per band LayerNorm -> Linear -> Tanh -> Linear -> GLU, combined over bands."""
+    """One stem's masks: per band LayerNorm -> Linear -> Tanh -> Linear -> GLU, combined over bands.
+
+    Parameters per band (``mlps.<band>``); the forward pass batches the bands (the first
+    layers of all bands together, the last per band width), as :class:`BandSplit` does.
+    """
 
     def __init__(self, ranges, weights: torch.Tensor, channels: int, dim: int, hidden: int, complex_mask: bool,
                  tiling: bool = False):
@@ -59,6 +116,16 @@ class MaskDecoder(nn.Module):
             )
             for s, e in self.ranges
         )
+        self.groups, order = _width_groups(self.ranges)
+        for g, (w, idx) in enumerate(self.groups):
+            self.register_buffer(f"bands{g}", torch.tensor(idx, dtype=torch.long), persistent=False)
+        # the bins of the group-ordered band outputs, back in band order
+        start, pos = 0, {}
+        for i in order:
+            pos[i] = start
+            start += self.ranges[i][1] - self.ranges[i][0]
+        restore = [pos[i] + k for i, (s, e) in enumerate(self.ranges) for k in range(e - s)]
+        self.register_buffer("restore", torch.tensor(restore, dtype=torch.long), persistent=False)
         # Flattened (band, bin) pairs: where each band's bins go and their combination weights.
         index = torch.cat([torch.arange(s, e) for s, e in self.ranges])
         flat_weights = torch.cat([weights[i, s:e] for i, (s, e) in enumerate(self.ranges)])
@@ -71,9 +138,15 @@ class MaskDecoder(nn.Module):
     def forward(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:
         """``(batch, bands, time, dim)`` -> mask ``(batch, channels, freq, time)`` (complex or real)."""
         b, _, t, _ = z.shape
-        per_band = [mlp(z[:, i]).reshape(b, t, e - s, self.channels * self.parts)
-                    for i, ((s, e), mlp) in enumerate(zip(self.ranges, self.mlps))]
-        flat = torch.cat(per_band, dim=2).float()  # masks are applied in float32 (one cast, not one per band)
+        h = torch.tanh(_linear(_layer_norm(z, [m[0] for m in self.mlps]), [m[1] for m in self.mlps]))
+        per_group = []
+        for g, (w, idx) in enumerate(self.groups):
+            y = _linear(h[:, getattr(self, f"bands{g}")], [self.mlps[i][3] for i in idx])
+            y = nn.functional.glu(y, dim=-1)                       # (b, bands, t, w * channels * parts)
+            per_group.append(y.reshape(b, len(idx), t, w, self.channels * self.parts).transpose(1, 2)
+                             .reshape(b, t, len(idx) * w, self.channels * self.parts))
+        # masks are applied in float32 (one cast, not one per band)
+        flat = torch.cat(per_group, dim=2).float()[:, :, self.restore]
         if self.concatenate:
             mask = flat
         else:
