@@ -154,6 +154,33 @@ class RandomMixDataset(torch.utils.data.Dataset):
         return torch.from_numpy(mixture), torch.from_numpy(np.stack(sources[: len(self.targets)]))
 
 
+class RandomChunkDataset(torch.utils.data.Dataset):
+    """Random chunks of the real mixture and its stems: ``(mixture (channels, time), stems
+    (n_stems, channels, time))``, for corpora whose mixture is not the plain sum of the targets
+    (speech in noise, reverberant speech). A random track and offset per item, from a generator
+    seeded by ``(seed, epoch, index)``; a track shorter than the chunk is zero-padded."""
+
+    def __init__(self, data_dir, stems, sample_rate: int, channels: int, chunk_seconds: float, items_per_epoch: int,
+                 seed: int = 0):
+        self.table = _StemTable(data_dir, list(stems), sample_rate, channels, need_mix=True)
+        self.chunk = int(round(chunk_seconds * sample_rate))
+        self.items_per_epoch, self.seed, self.epoch = items_per_epoch, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.items_per_epoch
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        tid = self.table.ids[rng.integers(len(self.table.ids))]
+        start = int(rng.integers(0, max(1, self.table.lengths[tid] - self.chunk + 1)))
+        mix = self.table.read(MIX, tid, start, self.chunk)
+        stems = np.stack([self.table.read(s, tid, start, self.chunk) for s in self.table.stems])
+        return torch.from_numpy(mix), torch.from_numpy(stems)
+
+
 class FixedChunkDataset(torch.utils.data.Dataset):
     """Deterministic chunks of every track (real mixture and stems), ``chunk_seconds`` apart.
 

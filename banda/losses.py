@@ -237,6 +237,27 @@ class MSEMagnitudeLoss(ItemLoss):
         return _per_item((self._magnitude(estimate) - self._magnitude(target)).square())
 
 
+def best_permutation(loss: "LossHandler", estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Permutation-invariant training: ``estimate (batch, sources, channels, time)`` with each
+    item's sources reordered to the permutation of least total loss against ``target``.
+
+    The choice is made without gradient; the loss of the returned estimate is then the PIT
+    loss (uPIT, one permutation per item over the whole chunk). All ``sources!`` orders are
+    tried: meant for a few sources (2 or 3 speakers).
+    """
+    import itertools
+
+    n = estimate.shape[1]
+    if n == 1:
+        return estimate
+    perms = list(itertools.permutations(range(n)))
+    with torch.no_grad():
+        totals = torch.stack([loss.per_item(estimate[:, list(p)], target) for p in perms])  # (perms, batch)
+        best = totals.argmin(0)
+    order = torch.tensor(perms, device=estimate.device)[best]  # (batch, sources)
+    return estimate[torch.arange(estimate.shape[0], device=estimate.device)[:, None], order]
+
+
 class LossHandler(nn.Module):
     """Weighted sum of registered losses; returns the total and each named term."""
 
@@ -261,6 +282,15 @@ class LossHandler(nn.Module):
             self.names.append(label)
             self.weights.append(float(term.get("weight", 1.0)))
         self.terms = nn.ModuleList(modules)
+
+    def per_item(self, estimate, target) -> torch.Tensor:
+        """The weighted total per item, ``(batch,)`` (sources summed, silence weights applied)."""
+        total = 0.0
+        for weight, loss in zip(self.weights, self.terms):
+            items = loss.per_item(estimate, target)
+            w = silence_weights(target, loss.silence_db, loss.silence_weight)
+            total = total + weight * (items if w is None else items * w).sum(-1)
+        return total
 
     def forward(self, estimate, target) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         values = {}

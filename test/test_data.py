@@ -170,3 +170,31 @@ def test_missing_stem_and_length(tmp_path):
     (data / "utt2num_samples").write_text("other 3000\n")
     with pytest.raises(DataError, match="utt2num_samples"):
         RandomMixDataset(data, STEMS, 8000, 2, 0.1, 2)
+
+
+# ---------------------------------------------------------------------- RandomChunkDataset
+def test_random_chunks_of_the_real_mixture(tmp_path):
+    """Random chunks read the real mixture (not the sum of the targets), aligned with the
+    targets; reproducible per (seed, epoch, index); short tracks zero-padded."""
+    from banda.data import RandomChunkDataset
+
+    s1, s2, n = noise(1, 1, 8000), noise(2, 1, 8000), noise(3, 1, 8000)
+    make_data_dir(tmp_path / "d", {"a": {"s1": s1, "s2": s2, "noise": n}, "b": {"s1": s1[:, :1000], "s2": s2[:, :1000],
+                                                                           "noise": n[:, :1000]}}, 8000)
+    ds = RandomChunkDataset(tmp_path / "d", ["s1", "s2"], 8000, 1, 0.5, 20, seed=3)
+    assert len(ds) == 20
+    seen_pad = False
+    for i in range(20):
+        mix, targets = ds[i]
+        assert mix.shape == (1, 4000) and targets.shape == (2, 1, 4000)
+        # the mixture holds the noise too: it is not the sum of the targets
+        residual = mix - targets.sum(0)
+        assert residual.abs().max() > 0.01 or mix.abs().max() == 0
+        seen_pad |= bool((mix[:, 1000:] == 0).all())
+    assert seen_pad
+    ds.set_epoch(2)
+    again = RandomChunkDataset(tmp_path / "d", ["s1", "s2"], 8000, 1, 0.5, 20, seed=3)
+    again.set_epoch(2)
+    assert torch.equal(ds[5][0], again[5][0]) and torch.equal(ds[5][1], again[5][1])
+    again.set_epoch(3)
+    assert not all(torch.equal(ds[i][0], again[i][0]) for i in range(5))
