@@ -65,6 +65,9 @@ DEFAULT_METRICS = ("sdr", "si_sdr")
 DEFAULT_LENGTH_TOLERANCE = 16
 LONG_FIELDS = ("track", "stem", "metric", "value")
 SUMMARY_FIELDS = ("stem", "metric", "mean", "median", "count", "missing")
+#: the first column of both files when the test set comes in variants (:func:`evaluate_variants`)
+VARIANT = "variant"
+VARIANT_PLACEHOLDER = "{variant}"
 INPUT_SYSTEM = "mixture (input)"
 
 #: how write_results_md labels each metric (and which aggregate over tracks it reports)
@@ -377,10 +380,15 @@ def format_summary_table(summary_rows: Sequence[dict]) -> str:
     header = list(SUMMARY_FIELDS)
     body = [[str(r["stem"]), str(r["metric"]), _fmt(r["mean"]), _fmt(r["median"]), str(r["count"]),
              str(r["missing"])] for r in summary_rows]
+    text_columns = 2
+    if summary_rows and VARIANT in summary_rows[0]:
+        header = [VARIANT] + header
+        body = [[str(r[VARIANT])] + cells for r, cells in zip(summary_rows, body)]
+        text_columns = 3
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
     lines = []
     for i, cells in enumerate([header] + body):
-        lines.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))))
+        lines.append("  ".join(c.ljust(w) if j < text_columns else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     if any(str(r["metric"]).startswith(("bss_", INPUT_PREFIX + "bss_")) for r in summary_rows):
@@ -401,8 +409,16 @@ def results_tables(summary_rows: Sequence[dict], system: str = "model", heading:
 
     ``summary_rows`` as returned by :func:`evaluate_dirs` or read back from ``summary.csv``.
     BSS-Eval metrics report the median over tracks (cSDR), the others the mean over tracks;
-    the ``mean`` column is the mean over stems of those values.
+    the ``mean`` column is the mean over stems of those values. Rows with a ``variant`` give
+    one group of tables per variant.
     """
+    if summary_rows and VARIANT in summary_rows[0]:
+        lines: List[str] = []
+        for v in dict.fromkeys(r[VARIANT] for r in summary_rows):
+            lines += [f"{heading} variant {v}", ""]
+            rows = [{k: x for k, x in r.items() if k != VARIANT} for r in summary_rows if r[VARIANT] == v]
+            lines += results_tables(rows, system, heading + "#")
+        return lines
     stems: List[str] = []
     metrics: List[str] = []
     table: Dict[Tuple[str, str], dict] = {}
@@ -497,5 +513,38 @@ def evaluate_dirs(
 def write_results(out_dir: PathLike, long_rows: Sequence[dict], summary_rows: Sequence[dict]) -> None:
     """Write ``out_dir/long.csv`` and ``out_dir/summary.csv`` atomically."""
     out_dir = Path(out_dir)
-    write_csv(out_dir / "long.csv", long_rows, LONG_FIELDS)
-    write_csv(out_dir / "summary.csv", summary_rows, SUMMARY_FIELDS)
+    extra = (VARIANT,) if long_rows and VARIANT in long_rows[0] else ()
+    write_csv(out_dir / "long.csv", long_rows, extra + LONG_FIELDS)
+    write_csv(out_dir / "summary.csv", summary_rows, extra + SUMMARY_FIELDS)
+
+
+def variant_paths(ref: PathLike, est: PathLike, variants: Union[str, Sequence[str]]) -> Dict[str, Tuple[str, str]]:
+    """``{variant: (ref, est)}`` with :data:`VARIANT_PLACEHOLDER` filled in both paths."""
+    names = [v.strip() for v in variants.split(",")] if isinstance(variants, str) else list(variants)
+    names = [v for v in names if v]
+    if not names:
+        raise ConfigError("no variants given")
+    for path in (str(ref), str(est)):
+        if VARIANT_PLACEHOLDER not in path:
+            raise ConfigError(f"{path}: with variants, the reference and estimate paths must contain {VARIANT_PLACEHOLDER}")
+    return {v: (str(ref).replace(VARIANT_PLACEHOLDER, v), str(est).replace(VARIANT_PLACEHOLDER, v)) for v in names}
+
+
+def evaluate_variants(paths: Dict[str, Tuple[PathLike, PathLike]], **kwargs) -> Tuple[List[dict], List[dict]]:
+    """:func:`evaluate_dirs` for each variant of a test set (e.g. PolSESS's background
+    variants): ``paths`` maps a variant name to its ``(ref, est)``. Every variant's files are
+    checked before any is scored. Long and summary rows start with a ``variant`` field; the
+    summary is computed per variant."""
+    metric_names = M.parse_metric_names(kwargs.get("metrics", DEFAULT_METRICS))
+    for v, (ref, est) in paths.items():  # fail on a missing file of the last variant before scoring the first
+        if not Path(est).is_dir():
+            raise DataError(f"{est}: estimate directory does not exist (variant {v})")
+        tracks, available = discover_references(ref)
+        _plan(tracks, Path(est), _select_stems(kwargs.get("stems"), available, ref), metric_names,
+              kwargs.get("input_baseline", True), int(kwargs.get("length_tolerance", DEFAULT_LENGTH_TOLERANCE)))
+    long_rows, summary_rows = [], []
+    for v, (ref, est) in paths.items():
+        rows, summary = evaluate_dirs(ref, est, **kwargs)
+        long_rows += [{VARIANT: v, **r} for r in rows]
+        summary_rows += [{VARIANT: v, **r} for r in summary]
+    return long_rows, summary_rows

@@ -251,3 +251,72 @@ def test_pesq_end_to_end_matches_documented_scores(tmp_path, capsys):
     assert got["pesq_nb"] == pytest.approx(1.6072081327438354, abs=1e-6) == pytest.approx(nb, abs=1e-3)
     # the mixture is the estimate here, so the baseline equals the score
     assert got["input_pesq"] == pytest.approx(got["pesq"])
+
+
+STOI_DIR = shared_data_dir() / "pystoi_samples"
+
+
+@pytest.mark.skipif(not STOI_DIR.exists(), reason="pystoi samples not available")
+def test_speech_metrics_end_to_end_match_pystoi_and_pesq(tmp_path, capsys):
+    """banda-evaluate on pystoi's sample files gives pystoi 0.4.1's STOI and ESTOI and
+    pesq 0.0.4's WB and NB scores (computed_with_*.json) within 1e-4, with the input's own rows."""
+    (jpath,) = STOI_DIR.glob("computed_with_*.json")
+    expected = json.loads(jpath.read_text())["pairs"]["clean.wav vs mixture.wav"]
+    clean, rate = sf.read(str(STOI_DIR / "clean.wav"), dtype="float32")
+    mixture, _ = sf.read(str(STOI_DIR / "mixture.wav"), dtype="float32")
+    ref, est = tmp_path / "ref", tmp_path / "est"
+    wav(ref / "utt" / "speech.wav", clean[None], rate)
+    wav(ref / "utt" / "mixture.wav", mixture[None], rate)
+    wav(est / "utt" / "speech.wav", mixture[None], rate)
+    rc, _, err = run_cli(["--ref", ref, "--est", est, "--metrics", "stoi,estoi,pesq,pesq_nb", "-o", tmp_path / "s"], capsys)
+    assert rc == 0, err
+    _, rows = read_csv(tmp_path / "s" / "long.csv")
+    got = {r["metric"]: float(r["value"]) for r in rows}
+    for ours, theirs in (("stoi", "stoi"), ("estoi", "estoi"), ("pesq", "pesq_wb"), ("pesq_nb", "pesq_nb")):
+        assert got[ours] == pytest.approx(expected[theirs], abs=1e-4), ours
+        assert got["input_" + ours] == pytest.approx(expected[theirs], abs=1e-4), ours
+
+
+def test_variants_one_report_with_a_variant_column(tracks, tmp_path, capsys):
+    """--variants scores data/<set>_<variant> for each variant in one run: long.csv and
+    summary.csv start with a variant column, the summary is per variant, RESULTS.md groups."""
+    import shutil
+
+    ref, est = tracks
+    for v in ("SER", "S"):
+        shutil.copytree(ref, tmp_path / f"ref_{v}")
+        shutil.copytree(est, tmp_path / f"est_{v}")
+    rng = np.random.default_rng(1)  # variant S: a worse estimate of a in t1
+    a = sf.read(str(ref / "t1" / "a.wav"), dtype="float32")[0].T
+    wav(tmp_path / "est_S" / "t1" / "a.wav", a + 0.5 * rng.standard_normal(a.shape))
+    out = tmp_path / "scores"
+    rc, printed, err = run_cli(["--ref", tmp_path / "ref_{variant}", "--est", tmp_path / "est_{variant}",
+                                "--variants", "SER,S", "--metrics", "si_sdr", "-o", out, "--results-md", tmp_path / "R.md"], capsys)
+    assert rc == 0, err
+    fields, long_rows = read_csv(out / "long.csv")
+    assert fields[0] == "variant" and {r["variant"] for r in long_rows} == {"SER", "S"}
+    sfields, summary = read_csv(out / "summary.csv")
+    assert sfields[0] == "variant"
+    mean = {(r["variant"], r["stem"], r["metric"]): float(r["mean"]) for r in summary}
+    direct, _ = scoring.evaluate_dirs(tmp_path / "ref_S", tmp_path / "est_S", metrics="si_sdr")
+    want = np.mean([r["value"] for r in direct if r["stem"] == "a" and r["metric"] == "si_sdr"])
+    assert mean[("S", "a", "si_sdr")] == pytest.approx(want)
+    assert mean[("S", "a", "si_sdr")] < mean[("SER", "a", "si_sdr")] - 3
+    assert "variant" in printed.splitlines()[0]
+    md = (tmp_path / "R.md").read_text()
+    assert "variant SER" in md and "variant S\n" in md
+
+
+def test_variants_check_every_variant_before_scoring(tracks, tmp_path, capsys):
+    import shutil
+
+    ref, est = tracks
+    shutil.copytree(ref, tmp_path / "ref_A")
+    shutil.copytree(est, tmp_path / "est_A")
+    shutil.copytree(ref, tmp_path / "ref_B")  # no est_B
+    rc, _, err = run_cli(["--ref", tmp_path / "ref_{variant}", "--est", tmp_path / "est_{variant}",
+                          "--variants", "A,B", "-o", tmp_path / "scores"], capsys)
+    assert rc == 2 and "est_B" in err and "variant B" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "scores").exists()
+    rc, _, err = run_cli(["--ref", ref, "--est", est, "--variants", "A"], capsys)
+    assert rc == 2 and "{variant}" in err

@@ -7,6 +7,11 @@ Usage::
 
 References are a data dir or a folder ``<track>/{mixture,<stem>}.wav``; estimates are
 ``DIR/<track>/<stem>.wav``. Writes ``long.csv`` and ``summary.csv`` (and ``--results-md``).
+A test set in variants (PolSESS's SER, SR, ...) is scored in one run, with a ``variant``
+column and a summary per variant::
+
+    banda-evaluate --ref 'data/test_{variant}' --est 'exp/enh/separated/test_{variant}' \
+        --variants SER,SR,ER,R,SE,S,E --metrics si_sdr,pesq,pesq_nb,stoi,estoi -o scores
 What each metric and file holds: :mod:`banda.scoring` and :mod:`banda.metrics`.
 
 Every input file's header and every output path are checked before scoring starts: bad
@@ -35,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stems", default=None, help="comma-separated stems (default: all stems of the references)")
     p.add_argument("--metrics", default=",".join(scoring.DEFAULT_METRICS),
                    help=f"comma-separated, from {','.join(M.METRICS)} (default: %(default)s)")
+    p.add_argument("--variants", default=None,
+                   help="comma-separated variant names filled into {variant} of --ref and --est (one report)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
     p.add_argument("-o", "--out", default=None, help="write long.csv and summary.csv here")
     p.add_argument("--no-input-baseline", action="store_true", help="do not score the mixture as a baseline")
@@ -58,9 +65,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             check_output_file(Path(args.out) / name, option="-o")
     if args.results_md:
         check_output_file(args.results_md, option="--results-md")
-    long_rows, summary_rows = scoring.evaluate_dirs(
-        args.ref,
-        args.est,
+    options = dict(
         stems=args.stems,
         metrics=args.metrics,
         jobs=args.jobs,
@@ -68,6 +73,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
         length_tolerance=args.length_tolerance,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
+    if args.variants:
+        long_rows, summary_rows = scoring.evaluate_variants(scoring.variant_paths(args.ref, args.est, args.variants), **options)
+    else:
+        long_rows, summary_rows = scoring.evaluate_dirs(args.ref, args.est, **options)
     if args.out:
         scoring.write_results(args.out, long_rows, summary_rows)
         log.info("wrote %s and %s", Path(args.out) / "long.csv", Path(args.out) / "summary.csv")
