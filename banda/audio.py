@@ -4,6 +4,7 @@ Audio arrays are ``float32`` of shape ``(channels, time)`` everywhere in banda.
 Every failure raises :class:`~banda.errors.AudioError` with a message that names the file.
 """
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple, Union
@@ -210,3 +211,22 @@ def open_writer(path: PathLike, name, sample_rate: int, channels: int, subtype: 
 
 def _short(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def write_float_wav(path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write mono float32 samples as a 32-bit float WAV file (format 3, with a fact chunk).
+
+    Written here rather than by libsndfile, which adds a PEAK chunk with the time of writing to
+    float files: the same samples would not give the same bytes a second later.
+    """
+    data = np.ascontiguousarray(audio, dtype="<f4").tobytes()
+    frames = len(data) // 4
+    header = b"".join([
+        b"RIFF", struct.pack("<I", 4 + 24 + 12 + 8 + len(data)), b"WAVE",
+        b"fmt ", struct.pack("<IHHIIHH", 16, 3, 1, int(sample_rate), 4 * int(sample_rate), 4, 32),
+        b"fact", struct.pack("<II", 4, frames),
+        b"data", struct.pack("<I", len(data)),
+    ])
+    with open(path, "wb") as f:
+        f.write(header)
+        f.write(data)
