@@ -8,7 +8,7 @@ from typing import Optional
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS_VARIABLES = ("MINI_MUSDB", "MUSDB18HQ", "DNR", "MEDLEYDB")
+CORPUS_VARIABLES = ("MINI_MUSDB", "MUSDB18HQ", "DNR", "MEDLEYDB", "MINI_POLSESS", "POLSESS", "LIBRIMIX")
 
 
 def copy_recipe(src: Path, dst: Path) -> Path:

@@ -64,7 +64,10 @@ def spectrogram_image(audio: torch.Tensor) -> torch.Tensor:
     """``(channels, time)`` -> ``(1, freq, frames)`` log-magnitude image in [0, 1], low frequencies at the bottom."""
     from ..models.stft import stft
 
-    spec = stft(audio.float().mean(0), 1024, 256).abs()
+    x = audio.float().mean(0)
+    if x.shape[-1] <= 1024:  # a short example: zero-padded to one frame (the STFT pads by reflection)
+        x = torch.nn.functional.pad(x, (0, 1025 - x.shape[-1]))
+    spec = stft(x, 1024, 256).abs()
     db = 20 * torch.log10(spec + 1e-5)
     db = db.clamp_min(db.max() - 80)
     img = (db - db.min()) / (db.max() - db.min() + 1e-8)
@@ -100,6 +103,8 @@ class SeparationTask(Task):
         "train": {"best_metric": "si_sdr"},
     }
     best_metrics = {"si_sdr": "max", "loss": "min"}
+    #: numeric config checks (:func:`banda.config.check_numbers`)
+    numeric_rules, nullable, pairs = NUMERIC_RULES, NULLABLE, PAIRS
     # the data dirs may move (e.g. to a node's local disk); loader workers change nothing computed
     resume_safe_keys = ("data.train_dir", "data.valid_dir", "data.num_workers")
 
@@ -110,7 +115,7 @@ class SeparationTask(Task):
         stems = cfg["stems"]
         if not (isinstance(stems, list) and stems and all(isinstance(s, str) and s for s in stems) and len(set(stems)) == len(stems)):
             raise ConfigError(f"stems must be a non-empty list of distinct names, not {stems!r}")
-        check_numbers(cfg, NUMERIC_RULES, NULLABLE, PAIRS)
+        check_numbers(cfg, cls.numeric_rules, cls.nullable, cls.pairs)
         for i, term in enumerate(cfg["loss"] if isinstance(cfg["loss"], list) else []):
             weight = term.get("weight", 1.0) if isinstance(term, dict) else 1.0
             if not (finite(weight) and weight >= 0):
@@ -197,15 +202,18 @@ class SeparationTask(Task):
         loss, terms = self.loss_fn(estimate.float(), target)
         yield "model", loss, terms
 
+    def _estimate(self, model, mix, target, autocast):
+        """The validation estimate ``(batch, stems, channels, time)`` in float32 (a task may align it to ``target``)."""
+        with autocast():
+            return model(mix).float()
+
     @torch.no_grad()
     def validate(self, models, loader, autocast):
         model = models["model"]
         losses, sdrs, examples = [], [], []
         for batch in loader:
             mix, target = batch["mixture"].to(self.device), batch["target"].to(self.device)
-            with autocast():
-                est = model(mix)
-            est = est.float()
+            est = self._estimate(model, mix, target, autocast)
             loss, _ = self.loss_fn(est, target)
             losses.append(loss.item())
             sdr = si_sdr_db(est, target)

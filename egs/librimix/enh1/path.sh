@@ -1,0 +1,1 @@
+../../TEMPLATE/enh1/path.sh
