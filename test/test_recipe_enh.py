@@ -63,7 +63,8 @@ def test_mini_all_stages(tmp_path):
     assert "Successfully finished" in proc.stdout
 
 
-@pytest.mark.parametrize("task,stems,pit", [("ES", ["speech"], False), ("SB", ["speaker1", "speaker2"], True)])
+@pytest.mark.parametrize("task,stems,pit", [("ES", ["speech"], False), ("EB", ["speech"], False),
+                                           ("SB", ["speaker1", "speaker2"], True)])
 def test_polsess_recipe_on_a_synthetic_copy(polsess, tmp_path, task, stems, pit):
     work = copy_recipe(REPO / "egs" / "polsess" / "enh1", tmp_path / "enh1")
     (work / "conf" / "tiny.yaml").write_text(tiny_config(stems, task, pit))
