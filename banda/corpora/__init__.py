@@ -13,7 +13,7 @@ or :class:`~banda.errors.ConfigError` naming the file or option.
 """
 import re
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from ..audio import AudioInfo, audio_info
 from ..datadir import MIX, read_text_file
@@ -80,3 +80,13 @@ def track_audio_info(path, where: str) -> AudioInfo:
 def format_counts(counts: Dict[str, int]) -> str:
     """``{"train": 86, "valid": 14}`` -> ``"train=86 valid=14"`` (what the entry points print)."""
     return " ".join(f"{name}={n}" for name, n in counts.items())
+
+
+def parse_choices(text: str, option: str, allowed: Sequence[str]) -> List[str]:
+    """``"b,a"`` (a comma-separated option) -> the named choices, without repeats, in the order of
+    ``allowed``; an empty list or an unknown name is a :class:`ConfigError` naming ``option``."""
+    items = [s.strip() for s in str(text).split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if not items or bad:
+        raise ConfigError(f"{option}: expected a comma-separated choice of {', '.join(allowed)}, got {text!r}")
+    return sorted(set(items), key=list(allowed).index)

@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..datadir import MIX, NUM_SAMPLES, check_data_dir_output, make_ids, read_text_file, write_data_dir
 from ..errors import ConfigError, DataError
 from ..fileio import check_output_dir
-from . import check_root, check_scp_path, track_audio_info
+from . import check_root, check_scp_path, parse_choices, track_audio_info
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +58,14 @@ def metadata_csv(base: Path, split: str, mix_type: str) -> Path:
     return base / "metadata" / f"mixture_{split}_{mix_type}.csv"
 
 
-def _parse_list(text: str, option: str, allowed: Sequence[str]) -> List[str]:
-    items = [s.strip() for s in str(text).split(",") if s.strip()]
-    bad = [s for s in items if s not in allowed]
-    if not items or bad:
-        raise ConfigError(f"{option}: expected a comma-separated choice of {', '.join(allowed)}, got {text!r}")
-    return sorted(set(items), key=list(allowed).index)
-
-
 def parse_splits(text: str) -> List[str]:
     """``"test,dev"`` (``--splits``) -> the splits in the order of :data:`SPLITS`."""
-    return _parse_list(text, "--splits", SPLITS)
+    return parse_choices(text, "--splits", SPLITS)
 
 
 def parse_mix_types(text: str) -> List[str]:
     """``"mix_both,mix_clean"`` (``--mix-types``) -> the mix types in the order of :data:`MIX_TYPES`."""
-    return _parse_list(text, "--mix-types", MIX_TYPES)
+    return parse_choices(text, "--mix-types", MIX_TYPES)
 
 
 def _check_choice(value: str, option: str, allowed: Sequence[str]) -> str:

@@ -41,7 +41,7 @@ from ..audio import read_audio, write_audio
 from ..datadir import MIX, NUM_SAMPLES, check_data_dir_output, read_text_file, track_id, write_data_dir
 from ..errors import ConfigError, DataError
 from ..fileio import check_output_dir
-from . import check_root, check_scp_path, track_audio_info
+from . import check_root, check_scp_path, parse_choices, track_audio_info
 
 log = logging.getLogger(__name__)
 
@@ -146,22 +146,14 @@ def present_layers(task: str, variant: str, indoor: bool) -> Tuple[str, ...]:
     return tuple(name for name in (LAYERS if indoor else DRY_LAYERS) if name not in removed)
 
 
-def _parse_list(text: str, option: str, allowed: Sequence[str]) -> List[str]:
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in items if s not in allowed]
-    if not items or bad:
-        raise ConfigError(f"{option}: expected a comma-separated choice of {', '.join(allowed)}, got {text!r}")
-    return sorted(set(items), key=list(allowed).index)
-
-
 def parse_splits(text: str) -> List[str]:
     """``"test,val"`` (``--splits``) -> the splits in the order of :data:`SPLITS`."""
-    return _parse_list(text, "--splits", SPLITS)
+    return parse_choices(text, "--splits", SPLITS)
 
 
 def parse_variants(text: str) -> List[str]:
     """``"R,SER"`` (``--variants``) -> the variants in the order of :data:`VARIANTS`."""
-    return _parse_list(text, "--variants", VARIANTS)
+    return parse_choices(text, "--variants", VARIANTS)
 
 
 def _check_variants(variants: Optional[Sequence[str]], what: str) -> List[str]:
