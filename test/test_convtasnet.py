@@ -205,6 +205,32 @@ def test_depthwise_kernel_matches_conv1d(dilation, causal, bias, P):
         torch.testing.assert_close(depthwise_conv(x, w, b, dilation, left), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_kernels_in_small_blocks_match(monkeypatch):
+    """The backward passes' blocks (``_CHUNK`` elements) give the same gradients when a tensor
+    spans many of them, with a ragged last block."""
+    monkeypatch.setattr(ct, "_CHUNK", 37)
+    test_depthwise_kernel_matches_conv1d(8, False, True, 3)
+    test_prelu_kernel_matches_prelu()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_conv_matches_conv1d(monkeypatch, bias):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 6, 40, generator=g, requires_grad=True)
+    w = torch.randn(4, 6, 1, generator=g, requires_grad=True)
+    b = torch.randn(4, generator=g, requires_grad=True) if bias else None
+    ref = F.conv1d(x, w, b)
+    inputs = [x, w] + ([b] if bias else [])
+    grad = torch.randn(ref.shape, generator=g)
+    expected = torch.autograd.grad(ref, inputs, grad)
+    for fast in (True, False):
+        monkeypatch.setattr(ct, "CPU_FAST_PATHS", fast)
+        out = ct.pointwise_conv(x, w, b)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        for e, o in zip(expected, torch.autograd.grad(out, inputs, grad)):
+            torch.testing.assert_close(o, e, rtol=1e-5, atol=1e-5)
+
+
 def test_prelu_kernel_matches_prelu():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(2, 5, 300, generator=g, requires_grad=True)
