@@ -187,20 +187,58 @@ def build_separator(model_path, device: Optional[str] = None, segment: float = 6
                      batch_size=batch_size, amp=amp, progress=progress)
 
 
+class Reconstruction(torch.nn.Module):
+    """An autoencoder (``forward``: ``(batch, channels, time)`` -> its reconstruction, the same
+    shape; e.g. :class:`banda.models.seanet.SEANetAutoencoder`) as a separator of one stem,
+    ``reconstruction``: ``(batch, channels, time)`` -> ``(batch, 1, channels, time)``.
+
+    A mono model codes each channel of a file of any channel count on its own (the channels
+    folded into the batch); a model of ``N`` channels codes files of exactly ``N`` channels.
+    """
+
+    stems = ["reconstruction"]
+    multichannel = True  #: files of more than two channels are coded as they are (no downmix)
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.sample_rate = int(model.sample_rate)
+        self.in_channels = int(model.in_channels)
+        self.any_channels = self.in_channels == 1  #: each file is read in its own channel count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        if self.in_channels == 1 and c != 1:
+            return self.model(x.reshape(b * c, 1, t)).reshape(b, 1, c, t)
+        return self.model(x).unsqueeze(1)
+
+
+def is_autoencoder(model: torch.nn.Module) -> bool:
+    """A model that reconstructs its input (``encode``/``decode``, no ``stems``)."""
+    return not hasattr(model, "stems") and callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+
 class Separator:
     """Runs a separation model over audio of any length, in segments.
 
     Args:
         model: module mapping ``(batch, channels, time)`` to ``(batch, stems, channels, time)``,
-            with ``stems``, ``sample_rate`` and ``in_channels`` attributes.
+            with ``stems``, ``sample_rate`` and ``in_channels`` attributes (an autoencoder is
+            wrapped in :class:`Reconstruction`). A separator reads mono or stereo files;
+            a model with ``multichannel = True`` reads files of its ``in_channels``, or of
+            any count with ``any_channels = True``.
         segment: segment length in seconds; ``overlap``: fraction shared by neighbouring segments.
         amp: ``off``, ``bf16`` or ``fp16`` autocast for the model on CUDA (ignored on CPU).
     """
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu", segment: float = 6.0, overlap: float = 0.25,
                  batch_size: int = 1, progress: bool = True, amp: str = "off"):
+        if is_autoencoder(model):
+            model = Reconstruction(model)
         self.model = model.to(device).eval()
         self.device = torch.device(device)
+        self.multichannel = bool(getattr(model, "multichannel", False))
+        self.any_channels = bool(getattr(model, "any_channels", False))
         self.stems: List[str] = list(model.stems)
         self.sample_rate: int = int(model.sample_rate)
         self.channels: int = int(model.in_channels)
@@ -231,7 +269,9 @@ class Separator:
 
     def separate(self, audio: np.ndarray, stems: Optional[Sequence[str]] = None) -> np.ndarray:
         """In memory: ``(channels, time)`` at the model's rate -> ``(stems, channels, time)``."""
-        audio = convert_channels(np.asarray(audio, dtype=np.float32), self.channels)
+        audio = np.asarray(audio, dtype=np.float32)
+        if not self.any_channels:
+            audio = convert_channels(audio, self.channels, allow_downmix=self.multichannel)
         idx = self._stem_index(stems)
         blocks = overlap_add(lambda c: self._process(c, idx), array_reader(audio), audio.shape[1], self.segment,
                              self.overlap, self.batch_size)
@@ -268,7 +308,10 @@ class Separator:
         info = audio_info(path)
         if info.frames == 0:
             raise AudioError(f"{path}: audio is empty")
-        check_mono_or_stereo(info.channels, path)
+        if not self.multichannel:
+            check_mono_or_stereo(info.channels, path)
+        elif not self.any_channels and info.channels != self.channels:
+            raise AudioError(f"{path}: has {info.channels} channels; this model codes files of {self.channels}")
         stems = list(outputs)
         gains = None
         if complement is not None:
@@ -328,7 +371,7 @@ class Separator:
             length = src.frames
             bar = tqdm(total=self._n_segments(length), desc=path.name, unit="seg", disable=not self.progress, dynamic_ncols=True, leave=False)
             stack.callback(bar.close)
-            reader = file_reader(src, self.channels, str(path))
+            reader = file_reader(src, info.channels if self.any_channels else self.channels, str(path))
             mix_reader = file_reader(src, info.channels, str(path))  # the same samples, in the file's channels
 
             def to_file_channels(out: np.ndarray) -> np.ndarray:  # (stems, model channels, time)

@@ -240,6 +240,32 @@ def _score(metrics: List[str], stems: List[str], refs: Dict[str, np.ndarray],
                 out[(s, prefix + m)] = _nan_if_none(M.compute_pair_metric(m, refs[s], ests[s], rate))
 
 
+def channel_stem(stem: str, channel: int) -> str:
+    """The row name of one channel of ``stem`` in per-channel scoring: ``<stem>.ch<k>`` (from 0)."""
+    return f"{stem}.ch{channel}"
+
+
+def _score_per_channel(metrics: List[str], stems: List[str], refs: Dict[str, np.ndarray], ests: Dict[str, np.ndarray],
+                       mix: Optional[np.ndarray], rate: int, out: Dict[Tuple[str, str], float]) -> List[str]:
+    """Score each channel of each stem on its own (rows ``<stem>.ch<k>``); the stem's own row is
+    the mean over its channels of the defined values (missing when none is). Returns the row stems."""
+    names: List[str] = []
+    for s in stems:
+        per = [channel_stem(s, k) for k in range(refs[s].shape[0])]
+        cref = {c: refs[s][k:k + 1] for k, c in enumerate(per)}
+        _score(metrics, per, cref, {c: ests[s][k:k + 1] for k, c in enumerate(per)}, rate, "", out)
+        prefixes = [""]
+        if mix is not None:
+            _score(metrics, per, cref, {c: mix[k:k + 1] for k, c in enumerate(per)}, rate, INPUT_PREFIX, out)
+            prefixes.append(INPUT_PREFIX)
+        for prefix in prefixes:
+            for m in metrics:
+                vals = [out[(c, prefix + m)] for c in per if not math.isnan(out[(c, prefix + m)])]
+                out[(s, prefix + m)] = float(np.mean(vals)) if vals else float("nan")
+        names += [s] + per
+    return names
+
+
 def expand_metric_names(metric_names: Sequence[str]) -> List[str]:
     """Names of the values the metrics produce (``bss_eval`` -> ``bss_sdr, ..., bss_sar``)."""
     out = []
@@ -255,13 +281,17 @@ def _evaluate_track(job: dict) -> dict:
     refs = {s: _load(p, length) for s, p in job["refs"].items()}
     ests = {s: _load(p, length) for s, p in job["ests"].items()}
     values: Dict[Tuple[str, str], float] = {}
-    _score(job["metrics"], stems, refs, ests, rate, "", values)
-    if job["mixture"] is not None:
-        mix = _load(job["mixture"], length)
-        _score(job["metrics"], stems, refs, {s: mix for s in stems}, rate, INPUT_PREFIX, values)
+    mix = _load(job["mixture"], length) if job["mixture"] is not None else None
+    out_stems = list(stems)
+    if job.get("per_channel"):
+        out_stems = _score_per_channel(job["metrics"], stems, refs, ests, mix, rate, values)
+    else:
+        _score(job["metrics"], stems, refs, ests, rate, "", values)
+        if mix is not None:
+            _score(job["metrics"], stems, refs, {s: mix for s in stems}, rate, INPUT_PREFIX, values)
     names = expand_metric_names(job["metrics"])
     rows = []
-    for s in stems:
+    for s in out_stems:
         for prefix in ("", INPUT_PREFIX):
             for n in names:
                 if (s, prefix + n) in values:
@@ -470,6 +500,7 @@ def evaluate_dirs(
     input_baseline: bool = True,
     length_tolerance: int = DEFAULT_LENGTH_TOLERANCE,
     progress: bool = False,
+    per_channel: bool = False,
 ) -> Tuple[List[dict], List[dict]]:
     """Score ``est/<track>/<stem>.wav`` against the references in ``ref``.
 
@@ -483,6 +514,8 @@ def evaluate_dirs(
         input_baseline: also score the mixture as the estimate (``input_<metric>`` rows).
         length_tolerance: largest accepted length difference in samples (padded/cut).
         progress: show a tqdm bar over tracks on stderr.
+        per_channel: score every channel on its own, as stem ``<stem>.ch<k>`` (k from 0), and
+            give each stem the mean over its channels (a codec's scores; pair metrics only).
     Returns:
         ``(long_rows, summary_rows)``: dicts with keys :data:`LONG_FIELDS` (``value`` float,
         NaN = missing) and :data:`SUMMARY_FIELDS` (see :func:`summarize`).
@@ -490,6 +523,8 @@ def evaluate_dirs(
         BandaError: a missing or mismatched file, an unknown stem or metric (one line).
     """
     metric_names = M.parse_metric_names(metrics)
+    if per_channel and any(m in M.TRACK_METRICS for m in metric_names):
+        raise ConfigError(f"per-channel scoring takes pair metrics only, not {', '.join(m for m in metric_names if m in M.TRACK_METRICS)}")
     if int(jobs) < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     if int(length_tolerance) < 0:
@@ -500,6 +535,8 @@ def evaluate_dirs(
     tracks, available = discover_references(ref)
     stem_list = _select_stems(stems, available, ref)
     plan = _plan(tracks, est, stem_list, metric_names, input_baseline, int(length_tolerance))
+    for job in plan:
+        job["per_channel"] = bool(per_channel)
     results = _run_jobs(plan, int(jobs), progress)
     # logged after scoring, so that an unreadable sample is the only line a failed run prints
     log.info("scored %d tracks, stems %s, metrics %s", len(plan), ",".join(stem_list), ",".join(metric_names))

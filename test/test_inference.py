@@ -212,3 +212,64 @@ def test_separate_file_writes_a_remix(tmp_path, rate, mode):
         np.testing.assert_allclose(y, (x if mode == "mixture" else 0) + change[:, :x.shape[1]], atol=1e-4, rtol=0)
     assert y.shape == b.shape == x.shape
     assert peaks == {"remix": np.abs(y).max(), "b": np.abs(b).max()}
+
+
+class ToyAutoencoder(torch.nn.Module):
+    """An autoencoder (``encode``/``decode``, no ``stems``) of ``in_channels``: halves the
+    signal and keeps each channel apart (channel k scaled by 1 / (k + 2))."""
+
+    sample_rate = 8000
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.in_channels = in_channels
+
+    def encode(self, x):
+        return x
+
+    def decode(self, z):
+        return z
+
+    def forward(self, x):
+        assert x.shape[1] == self.in_channels, x.shape
+        scale = 1.0 / (torch.arange(x.shape[1], dtype=x.dtype) + 2)
+        return x * (scale[:, None] if self.in_channels > 1 else 0.5)
+
+
+@pytest.mark.parametrize("model_channels,file_channels", [(1, 1), (1, 5), (4, 4)])
+def test_autoencoder_codes_files_of_many_channels(tmp_path, model_channels, file_channels):
+    """An autoencoder runs as a separator of one stem, ``reconstruction``: a mono model codes
+    each channel of any file on its own, a 4-channel model a 4-channel file as it is."""
+    g = np.random.default_rng(0)
+    x = (0.3 * g.standard_normal((9000, file_channels))).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, 8000, subtype="FLOAT")
+    sep = Separator(ToyAutoencoder(model_channels), segment=0.5, overlap=0.25, progress=False)
+    assert sep.stems == ["reconstruction"]
+    out = tmp_path / "out" / "reconstruction.wav"
+    sep.separate_file(tmp_path / "in.wav", {"reconstruction": out}, bit_depth=32)
+    y, rate = sf.read(out, dtype="float32", always_2d=True)
+    scale = 0.5 if model_channels == 1 else 1.0 / (np.arange(file_channels) + 2)
+    assert rate == 8000 and y.shape == x.shape
+    np.testing.assert_allclose(y, x * scale, atol=1e-6)
+    np.testing.assert_allclose(sep.separate(x.T)[0], (x * scale).T, atol=1e-6)
+
+
+def test_autoencoder_refuses_a_file_of_another_channel_count(tmp_path):
+    sf.write(tmp_path / "in.wav", np.zeros((800, 3), dtype=np.float32), 8000)
+    sep = Separator(ToyAutoencoder(4), segment=0.05, progress=False)
+    with pytest.raises(BandaError, match=r"in\.wav: has 3 channels; this model codes files of 4"):
+        sep.separate_file(tmp_path / "in.wav", {"reconstruction": tmp_path / "o" / "r.wav"})
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_separator_still_refuses_more_than_two_channels(tmp_path):
+    sf.write(tmp_path / "in.wav", np.zeros((800, 3), dtype=np.float32), 8000)
+
+    class Sep(torch.nn.Module):
+        stems, sample_rate, in_channels = ["a"], 8000, 2
+
+        def forward(self, x):
+            return x.unsqueeze(1)
+
+    with pytest.raises(BandaError, match="in.wav"):
+        Separator(Sep(), segment=0.05, progress=False).separate_file(tmp_path / "in.wav", {"a": tmp_path / "a.wav"})

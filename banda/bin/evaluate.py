@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
     p.add_argument("-o", "--out", default=None, help="write long.csv and summary.csv here")
     p.add_argument("--no-input-baseline", action="store_true", help="do not score the mixture as a baseline")
+    p.add_argument("--per-channel", action="store_true",
+                   help="score each channel on its own (rows <stem>.ch<k>) and each stem as the mean over its channels "
+                        "(a codec's reconstructions; pair metrics only)")
     p.add_argument("--length-tolerance", type=int, default=scoring.DEFAULT_LENGTH_TOLERANCE,
                    help="accepted length difference in samples (default: %(default)s)")
     p.add_argument("--results-md", default=None, help="also write a markdown RESULTS table here")
@@ -72,6 +75,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         input_baseline=not args.no_input_baseline,
         length_tolerance=args.length_tolerance,
         progress=not args.no_progress and sys.stderr.isatty(),
+        per_channel=args.per_channel,
     )
     if args.variants:
         long_rows, summary_rows = scoring.evaluate_variants(scoring.variant_paths(args.ref, args.est, args.variants), **options)
