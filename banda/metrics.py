@@ -1,7 +1,7 @@
 """Separation and speech-quality metrics.
 
 Every function takes audio as ``(channels, time)`` arrays (numpy or torch; a 1-D array is one
-channel) and computes in float64 numpy. What each number means (see also
+channel) and computes in float64 (numpy; torch for the STFTs). What each number means (see also
 ``shared/reference/metrics.md``):
 
 ``sdr`` -> :func:`usdr`
@@ -30,6 +30,24 @@ channel) and computes in float64 numpy. What each number means (see also
     never averaged in.
 ``stoi`` / ``estoi`` -> :func:`stoi_score`
     STOI / extended STOI from ``pystoi`` 0.4.1, mono; ``None`` when undefined.
+``mel_distance`` -> :func:`mel_distance`
+    DAC's "mel distance" (Kumar et al. 2023, lower is better): the multi-scale log-mel L1 of
+    ``descript-audio-codec`` (``dac/nn/loss.py`` ``MelSpectrogramLoss`` as ``conf/base.yml``
+    configures it for training and ``scripts/evaluate.py``): 7 scales, windows
+    32..2048, 5..320 Slaney mel bands, ``Σ_scales mean|log10 max(M_ref, 1e-5) - log10 max(M_est,
+    1e-5)|`` on mel *magnitude* spectrograms. At the given sample rate (DAC reports it after
+    resampling to 44.1 and 22.05 kHz). Needs ``sample_rate``.
+``stft_distance`` -> :func:`stft_distance`
+    DAC's "STFT distance" (lower is better): ``MultiScaleSTFTLoss`` with its defaults, windows
+    2048 and 512, ``Σ_scales mean|log10 max(|X|, 1e-5)² - log10 max(|Y|, 1e-5)²| + mean||X| - |Y||``.
+
+The two DAC distances are means over channels and bins (a multichannel call gives the mean of
+the per-channel values, exactly DAC's value for the multichannel signal; :func:`per_channel`
+gives them one by one), computed in float64 (DAC: float32). They are ``None`` for a silent
+reference, as every metric here: there the log spectrum is the ``1e-5`` clamp floor throughout,
+and the distance would measure the estimate against an arbitrary floor. A silent estimate is
+defined. Silence is judged on the whole signal: a multichannel call with one silent channel
+still averages it in (DAC's value), where :func:`per_channel` reports that channel as ``None``.
 
 Missing values: every pair metric returns ``None`` where it is undefined, and
 ``banda-evaluate`` writes ``nan`` and counts it as missing, never averaging it in (an
@@ -58,6 +76,13 @@ __all__ = [
     "median_over_tracks",
     "pesq_score",
     "stoi_score",
+    "mel_distance",
+    "stft_distance",
+    "per_channel",
+    "MEL_DISTANCE_WINDOWS",
+    "MEL_DISTANCE_MELS",
+    "STFT_DISTANCE_WINDOWS",
+    "DAC_CLAMP_EPS",
     "METRICS",
     "TRACK_METRICS",
     "BSS_EVAL_NAMES",
@@ -331,6 +356,144 @@ def stoi_score(reference, estimate, sample_rate: int, extended: bool = False) ->
     return score
 
 
+# --------------------------------------------------------------------------- codec distances (DAC)
+
+#: DAC ``MelSpectrogramLoss`` as configured by descript-audio-codec ``conf/base.yml`` (and
+#: every ``conf/final/*.yml``): ``window_lengths`` (hop = window // 4), ``n_mels`` per window,
+#: ``mel_fmin`` 0, ``mel_fmax`` None (Nyquist), ``pow`` 1.0, ``clamp_eps`` 1e-5,
+#: ``mag_weight`` 0.0, ``log_weight`` 1.0 (default), ``loss_fn`` L1 (mean)
+MEL_DISTANCE_WINDOWS = (32, 64, 128, 256, 512, 1024, 2048)
+MEL_DISTANCE_MELS = (5, 10, 20, 40, 80, 160, 320)
+#: DAC ``MultiScaleSTFTLoss``: ``window_lengths`` [2048, 512] (config = default), the other
+#: parameters at their defaults in ``dac/nn/loss.py``: ``clamp_eps`` 1e-5, ``mag_weight`` 1.0,
+#: ``log_weight`` 1.0, ``pow`` 2.0, ``loss_fn`` L1 (mean)
+STFT_DISTANCE_WINDOWS = (2048, 512)
+#: the floor both DAC losses clamp magnitudes to before the log
+DAC_CLAMP_EPS = 1e-5
+
+
+def _hz_to_mel_slaney(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa ``hz_to_mel(htk=False)``): linear below 1 kHz, log above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    logstep = np.log(6.4) / 27.0
+    mels = f / f_sp
+    log_part = min_log_hz / f_sp + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep
+    return np.where(f >= min_log_hz, log_part, mels)
+
+
+def _mel_to_hz_slaney(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+@functools.lru_cache(maxsize=64)
+def _slaney_mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                        fmax: Optional[float] = None) -> np.ndarray:
+    """``(n_mels, n_fft // 2 + 1)`` float64 mel filterbank as ``librosa.filters.mel`` builds it
+    with its defaults (what audiotools' ``AudioSignal.mel_spectrogram`` uses): Slaney mel scale,
+    triangles between ``n_mels + 2`` mel-spaced edges, area-normalised (``norm='slaney'``)."""
+    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
+    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    edges = _mel_to_hz_slaney(np.linspace(_hz_to_mel_slaney(fmin), _hz_to_mel_slaney(fmax), n_mels + 2))
+    fdiff = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    weights.setflags(write=False)
+    return weights
+
+
+def _dac_magnitude(x, window_length: int):
+    """``|STFT|`` as audiotools ``AudioSignal.stft`` computes it for DAC's losses: periodic Hann
+    window of ``window_length`` (= ``n_fft``), hop ``window_length // 4``, ``center=True`` with
+    reflect padding, no normalisation. ``(channels, time)`` float64 tensor -> ``(channels,
+    freqs, frames)``."""
+    import torch
+
+    window = torch.hann_window(window_length, periodic=True, dtype=torch.float64)
+    spec = torch.stft(x, n_fft=window_length, hop_length=window_length // 4, window=window, center=True,
+                      pad_mode="reflect", return_complex=True)
+    return spec.abs()
+
+
+def _log_l1(a, b, power: float):
+    """DAC's log term: ``mean|log10(max(a, eps)^power) - log10(max(b, eps)^power)|`` (the clamp
+    before the power, as ``dac/nn/loss.py``)."""
+    return float((power * (a.clamp_min(DAC_CLAMP_EPS).log10() - b.clamp_min(DAC_CLAMP_EPS).log10())).abs().mean())
+
+
+def _dac_pair(reference, estimate, windows: Sequence[int]):
+    """Float64 torch tensors of the pair, or ``None`` where the distance is undefined: a silent
+    reference, or a signal too short for the reflect padding of the largest window."""
+    import torch
+
+    s, e = _pair(reference, estimate)
+    if is_silent(s) or s.shape[-1] <= max(windows) // 2:
+        return None
+    return torch.from_numpy(np.ascontiguousarray(s)), torch.from_numpy(np.ascontiguousarray(e))
+
+
+def mel_distance(reference, estimate, sample_rate: int) -> Optional[float]:
+    """DAC's mel distance of ``estimate`` from ``reference`` (``(channels, time)``, same shape).
+
+    For each ``(window, n_mels)`` of :data:`MEL_DISTANCE_WINDOWS` x :data:`MEL_DISTANCE_MELS`:
+    ``M = |STFT| @ mel_filters`` (see :func:`_dac_magnitude`; Slaney filters 0 Hz..Nyquist as
+    librosa's defaults), and the term ``mean|log10 max(M_ref, 1e-5) - log10 max(M_est, 1e-5)|``
+    over channels, bands and frames; the result is the sum of the 7 terms (0 = identical;
+    symmetric). ``None`` for a silent reference (:func:`is_silent`) or a signal of at most 1024
+    samples (the 2048 window's reflect padding needs more). Source: descript-audio-codec
+    ``dac/nn/loss.py`` ``MelSpectrogramLoss`` with ``conf/base.yml``'s settings (mag_weight 0,
+    pow 1), which its ``scripts/evaluate.py`` reports as ``mel-44k``/``mel-22k``.
+    """
+    import torch
+
+    pair = _dac_pair(reference, estimate, MEL_DISTANCE_WINDOWS)
+    if pair is None:
+        return None
+    s, e = pair
+    total = 0.0
+    for window, n_mels in zip(MEL_DISTANCE_WINDOWS, MEL_DISTANCE_MELS):
+        fb = torch.tensor(_slaney_mel_filters(int(sample_rate), window, n_mels))
+        ms = torch.einsum("mf,cft->cmt", fb, _dac_magnitude(s, window))
+        me = torch.einsum("mf,cft->cmt", fb, _dac_magnitude(e, window))
+        total += _log_l1(ms, me, 1.0)
+    return total
+
+
+def stft_distance(reference, estimate) -> Optional[float]:
+    """DAC's STFT distance of ``estimate`` from ``reference`` (``(channels, time)``, same shape).
+
+    For each window of :data:`STFT_DISTANCE_WINDOWS` (2048, 512; hop window // 4; see
+    :func:`_dac_magnitude`): ``mean|log10 max(|X|, 1e-5)² - log10 max(|Y|, 1e-5)²| +
+    mean||X| - |Y||`` over channels, bins and frames, summed over the two windows (0 =
+    identical; symmetric; not scale-invariant: the magnitude term grows with the level).
+    ``None`` for a silent reference or a signal of at most 1024 samples. Source:
+    descript-audio-codec ``dac/nn/loss.py`` ``MultiScaleSTFTLoss`` defaults (``conf/base.yml``
+    only sets the windows), ``stft-44k``/``stft-22k`` of its ``scripts/evaluate.py``.
+    """
+    pair = _dac_pair(reference, estimate, STFT_DISTANCE_WINDOWS)
+    if pair is None:
+        return None
+    s, e = pair
+    total = 0.0
+    for window in STFT_DISTANCE_WINDOWS:
+        xs, xe = _dac_magnitude(s, window), _dac_magnitude(e, window)
+        total += _log_l1(xs, xe, 2.0) + float((xs - xe).abs().mean())
+    return total
+
+
+def per_channel(fn: Callable, reference, estimate, **kwargs) -> List[Optional[float]]:
+    """``fn(reference[c:c+1], estimate[c:c+1], **kwargs)`` for each channel ``c``: a pair metric
+    scored channel by channel (e.g. ``per_channel(mel_distance, r, e, sample_rate=44100)``)."""
+    s, e = _pair(reference, estimate)
+    return [fn(s[c:c + 1], e[c:c + 1], **kwargs) for c in range(s.shape[0])]
+
+
 # --------------------------------------------------------------------------- registry
 
 #: metric name -> function. ``bss_eval`` takes all sources of a track at once (see
@@ -343,11 +506,13 @@ METRICS: Dict[str, Callable] = {
     "pesq_nb": functools.partial(pesq_score, mode="nb"),
     "stoi": stoi_score,
     "estoi": functools.partial(stoi_score, extended=True),
+    "mel_distance": mel_distance,
+    "stft_distance": stft_distance,
 }
 #: metrics computed on all stems of a track together; their outputs are :data:`BSS_EVAL_NAMES`
 TRACK_METRICS = frozenset({"bss_eval"})
 #: pair metrics that take ``sample_rate``
-_RATE_METRICS = frozenset({"pesq", "pesq_nb", "stoi", "estoi"})
+_RATE_METRICS = frozenset({"pesq", "pesq_nb", "stoi", "estoi", "mel_distance"})
 
 
 def parse_metric_names(spec: Union[str, Sequence[str]]) -> List[str]:
