@@ -34,6 +34,7 @@ import os
 import random
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -345,6 +346,7 @@ class Trainer:
                 self.optimizers[name], _lr_lambda(scheds[name], self.steps_per_epoch, total))
             self.scalers[name] = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
         self.clip = {name: optims[name]["clip_grad_norm"] for name in task.optimizers}
+        task.loss_scale = lambda name: float(self.scalers[name].get_scale()) if self.scalers[name].is_enabled() else 1.0
         self.state = {"epoch": 0, "step": 0, "batch_in_epoch": 0, "best": [], "bad_epochs": 0, "nonfinite_total": 0, "finished": False}
 
     # ----------------------------------------------------------------- state
@@ -383,6 +385,7 @@ class Trainer:
                 "scalers": {n: sc.state_dict() for n, sc in self.scalers.items()},
                 "rng": self._rng_state(),
                 "state": self.state,
+                "task": self.task.state_dict(),
                 "model_spec": self.model_spec,
                 "config": to_plain(self.cfg),
             },
@@ -411,6 +414,7 @@ class Trainer:
                     raise KeyError(f"{key} {sorted(ckpt[key])}, this task has {sorted(objects)}")
                 for name, obj in objects.items():
                     obj.load_state_dict(ckpt[key][name])
+            self.task.load_state_dict(ckpt.get("task") or {})
             self._set_rng_state(ckpt["rng"])
             self.state = ckpt["state"]
             log.info("resuming from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
@@ -533,8 +537,10 @@ class Trainer:
             out.update({f"{prefix}loss/total": values[1], f"{prefix}grad_norm": values[2],
                         f"{prefix}lr": optimizer.param_groups[0]["lr"]})
             out["finite"] = out["finite"] and finite
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        with warnings.catch_warnings():  # an optimizer not stepped yet (a discriminator before its start) is no error
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
+            for scheduler in self.schedulers.values():  # every schedule follows the global step
+                scheduler.step()
         return out
 
     def validate(self, epoch: int) -> Dict[str, float]:

@@ -74,6 +74,21 @@ class Task:
         """What must match for a checkpoint to be resumed (the models' names and params)."""
         return {}
 
+    def loss_scale(self, optimizer: str) -> float:
+        """The factor by which the trainer scales optimizer ``optimizer``'s loss before its
+        backward pass (the fp16 grad scaler's scale; 1.0 without one). A task that takes
+        gradients itself (``torch.autograd.grad``) under fp16 scales its losses by it too, so
+        that small gradients do not underflow. The trainer sets it after building the models."""
+        return 1.0
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The task's own training state (e.g. running statistics of its losses), saved in the
+        checkpoint beside the models and optimizers and restored on resume."""
+        return {}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
     def train_step(self, nets: Dict[str, torch.nn.Module], batch: Dict[str, torch.Tensor], step: int,
                    autocast) -> Iterator[Tuple[str, torch.Tensor, Dict[str, torch.Tensor]]]:
         """Yield ``(optimizer, loss, terms)`` for each optimizer to step on this batch, in order.
