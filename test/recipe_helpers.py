@@ -8,7 +8,8 @@ from typing import Optional
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS_VARIABLES = ("MINI_MUSDB", "MUSDB18HQ", "DNR", "MEDLEYDB", "MINI_POLSESS", "POLSESS", "LIBRIMIX")
+CORPUS_VARIABLES = ("MINI_MUSDB", "MUSDB18HQ", "DNR", "MEDLEYDB", "MINI_POLSESS", "POLSESS", "LIBRIMIX", "MINI_SCENES",
+                    "EIGENSCAPE")
 
 
 def copy_recipe(src: Path, dst: Path) -> Path:

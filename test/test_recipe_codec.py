@@ -1,0 +1,95 @@
+"""Integration: the codec recipes (egs/TEMPLATE/codec1) through every stage with a tiny SEANet
+and MS-STFT discriminator: egs/mini/codec1 (its own synthetic 4-channel scenes) and
+egs/eigenscape/codec1 on a synthetic copy of EigenScape's layout (25-channel Ambisonics) and on
+the real 1-s EigenScape excerpt in ../shared/data."""
+import csv
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from recipe_helpers import assert_missing_corpus_stops_stage_1, copy_recipe, recipe_env
+from test_corpus_eigenscape import build_eigenscape
+
+from conftest import REPO, shared_data_dir
+
+EXCERPT_DIR = shared_data_dir() / "eigenscape_soundata"
+
+
+def tiny_config(sample_rate: int, channels: int = 1, per_channel: bool = False) -> str:
+    cfg = {"task": "codec", "sample_rate": sample_rate, "channels": channels,
+           "model": {"name": "seanet", "params": {"dimension": 8, "n_filters": 4, "ratios": [4, 2], "lstm": 1}},
+           "discriminator": {"name": "msstftd", "params": {"filters": 4, "n_ffts": [256, 128], "hop_lengths": [64, 32],
+                                                           "win_lengths": [256, 128], "per_channel": per_channel}},
+           "data": {"segment_seconds": 0.25, "items_per_epoch": 4, "batch_size": 2, "num_workers": 0,
+                    "valid_segments": 2},
+           "loss": {"mel_bins": 16},
+           "train": {"max_epochs": 1, "keep_best": 1, "audio_examples": 1}}
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def run_recipe(work: Path, *args, **env):
+    proc = subprocess.run(["./run.sh", "--nj", "2", "--score_jobs", "1", *args], cwd=work, env=recipe_env(**env),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def summary(exp: Path, dset: str = "test"):
+    with open(exp / "scores" / dset / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_mini_all_stages(tmp_path):
+    work = copy_recipe(REPO / "egs" / "mini" / "codec1", tmp_path / "codec1")
+    (work / "conf" / "tiny.yaml").write_text(tiny_config(16000))
+    proc = run_recipe(work, "--train_config", "conf/tiny.yaml",
+                      "--local_data_args", "--num_train 4 --num_valid 2 --num_test 2 --duration 1")
+    exp = work / "exp" / "tiny"
+    for name in ("config.yaml", "averaged.pth", "RESULTS.md", "model_pack.pth", "checkpoint.pth"):
+        assert (exp / name).is_file(), name
+    rows = summary(exp)
+    stems = {r["stem"] for r in rows}
+    assert stems == {"reconstruction"} | {f"reconstruction.ch{k}" for k in range(4)}
+    assert {r["metric"] for r in rows} == {"si_sdr", "mel_distance", "stft_distance"}
+    for r in rows:
+        assert r["count"] == "2" and r["missing"] == "0", r
+    decoded = exp / "decoded" / "test"
+    ids = sorted(p.name for p in decoded.iterdir() if p.is_dir() and p.name != "logs")
+    assert len(ids) == 2 and all((decoded / i / "reconstruction.wav").is_file() for i in ids)
+    assert "Successfully finished" in proc.stdout
+
+
+def test_eigenscape_recipe_on_a_synthetic_copy(tmp_path):
+    root = build_eigenscape(tmp_path / "EigenScape", "ambisonics", scenes=("Beach",), recordings=range(1, 9),
+                            seconds=0.3)
+    work = copy_recipe(REPO / "egs" / "eigenscape" / "codec1", tmp_path / "codec1")
+    (work / "conf" / "tiny.yaml").write_text(tiny_config(24000))
+    run_recipe(work, "--train_config", "conf/tiny.yaml", "--score_metrics", "si_sdr", "--stop_stage", "5",
+               EIGENSCAPE=str(root))
+    for split, n in (("train", 6), ("valid", 1), ("test", 1)):
+        assert len((work / "data" / split / "mix.scp").read_text().splitlines()) == n
+    rows = summary(work / "exp" / "tiny")
+    assert {r["stem"] for r in rows} == {"reconstruction"} | {f"reconstruction.ch{k}" for k in range(25)}
+
+
+@pytest.mark.skipif(not (EXCERPT_DIR / "Beach.1.wav").is_file(), reason="shared/data/eigenscape_soundata is not here")
+def test_eigenscape_recipe_on_the_real_excerpt(tmp_path):
+    """The real 25-channel, 48 kHz, 1-s Beach recording, in every split; a 25-channel model with
+    a per-channel discriminator codes it whole."""
+    work = copy_recipe(REPO / "egs" / "eigenscape" / "codec1", tmp_path / "codec1")
+    (work / "conf" / "tiny.yaml").write_text(tiny_config(24000, channels=25, per_channel=True))
+    run_recipe(work, "--train_config", "conf/tiny.yaml", "--score_metrics", "si_sdr,stft_distance", "--stop_stage", "5",
+               "--local_data_args", "--splits all", EIGENSCAPE=str(EXCERPT_DIR))
+    rows = summary(work / "exp" / "tiny")
+    assert {r["stem"] for r in rows} == {"reconstruction"} | {f"reconstruction.ch{k}" for k in range(25)}
+    import soundfile as sf
+
+    out = next((work / "exp" / "tiny" / "decoded" / "test").glob("*/reconstruction.wav"))
+    info = sf.info(str(out))
+    assert (info.channels, info.samplerate, info.frames) == (25, 48000, 48000)
+
+
+def test_missing_corpus_stops_stage_1(tmp_path):
+    work = copy_recipe(REPO / "egs" / "eigenscape" / "codec1", tmp_path / "codec1")
+    assert_missing_corpus_stops_stage_1(work, "EIGENSCAPE", tmp_path)
