@@ -93,3 +93,24 @@ def test_eigenscape_recipe_on_the_real_excerpt(tmp_path):
 def test_missing_corpus_stops_stage_1(tmp_path):
     work = copy_recipe(REPO / "egs" / "eigenscape" / "codec1", tmp_path / "codec1")
     assert_missing_corpus_stops_stage_1(work, "EIGENSCAPE", tmp_path)
+
+
+CONFIGS = [REPO / "egs" / "mini" / "codec1" / "conf" / "train.yaml",
+           *sorted((REPO / "egs" / "eigenscape" / "codec1" / "conf").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.parent.parent.name}/{p.name}")
+def test_recipe_configs_resolve_and_build(path):
+    """Every codec recipe config is valid and its two models build at the configured channels."""
+    import torch
+
+    from banda.tasks.codec import CodecTask
+    from banda.train import complete_config, resolve_train_config
+
+    cfg = complete_config(resolve_train_config(str(path), []))
+    models = CodecTask(cfg, torch.device("cpu")).build_models()
+    gen = models["generator"]
+    assert gen.in_channels == cfg["channels"] and gen.sample_rate == cfg["sample_rate"]
+    with torch.no_grad():
+        x = torch.zeros(1, cfg["channels"], cfg["sample_rate"] // 4)
+        assert gen(x).shape == x.shape
