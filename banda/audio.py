@@ -213,20 +213,26 @@ def _short(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
+_FLOAT_GUID = bytes.fromhex("0300000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_IEEE_FLOAT
+
+
 def write_float_wav(path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write mono float32 samples as a 32-bit float WAV file (format 3, with a fact chunk).
+    """Write float32 samples, mono ``(time,)`` or ``(channels, time)``, as a 32-bit float WAV file
+    (format 3 with a fact chunk; WAVE_FORMAT_EXTENSIBLE above 2 channels).
 
     Written here rather than by libsndfile, which adds a PEAK chunk with the time of writing to
     float files: the same samples would not give the same bytes a second later.
     """
-    data = np.ascontiguousarray(audio, dtype="<f4").tobytes()
-    frames = len(data) // 4
-    header = b"".join([
-        b"RIFF", struct.pack("<I", 4 + 24 + 12 + 8 + len(data)), b"WAVE",
-        b"fmt ", struct.pack("<IHHIIHH", 16, 3, 1, int(sample_rate), 4 * int(sample_rate), 4, 32),
-        b"fact", struct.pack("<II", 4, frames),
-        b"data", struct.pack("<I", len(data)),
-    ])
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    channels, frames = audio.shape
+    data = np.ascontiguousarray(audio.T, dtype="<f4").tobytes()
+    rate, align = int(sample_rate), 4 * channels
+    if channels <= 2:
+        fmt = struct.pack("<HHIIHH", 3, channels, rate, rate * align, align, 32)
+    else:
+        fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * align, align, 32, 22, 32, 0) + _FLOAT_GUID
+    body = b"".join([b"WAVE", b"fmt ", struct.pack("<I", len(fmt)), fmt, b"fact", struct.pack("<II", 4, frames),
+                     b"data", struct.pack("<I", len(data))])
     with open(path, "wb") as f:
-        f.write(header)
+        f.write(b"RIFF" + struct.pack("<I", len(body) + len(data)) + body)
         f.write(data)

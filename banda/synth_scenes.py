@@ -41,7 +41,6 @@ existing ``OUT`` must be empty or an earlier dataset of this module (it is repla
 import logging
 import os
 import shutil
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from .audio import write_float_wav
 from .errors import ConfigError, DataError
 from .fileio import _HOST, check_output_dir, file_mode
 from .synth import _add, _band_noise, _fast_len, _is_whole, _slow_noise
@@ -327,28 +327,6 @@ def render_scene(seed: int, split: str, index: int, duration: float = 2.0, sampl
 # --- writing --------------------------------------------------------------------------------------
 
 
-_FLOAT_GUID = bytes.fromhex("0300000000001000800000aa00389b71")  # KSDATAFORMAT_SUBTYPE_IEEE_FLOAT
-
-
-def write_multichannel_float_wav(path: PathLike, audio: np.ndarray, sample_rate: int) -> None:
-    """``(channels, time)`` float32 samples as a 32-bit float WAV (WAVE_FORMAT_EXTENSIBLE above 2
-    channels), byte-identical for the same samples (no time stamp, unlike libsndfile's PEAK chunk)."""
-    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
-    channels = audio.shape[0]
-    data = np.ascontiguousarray(audio.T, dtype="<f4").tobytes()
-    frames = audio.shape[1]
-    rate, align = int(sample_rate), 4 * channels
-    if channels <= 2:
-        fmt = struct.pack("<HHIIHH", 3, channels, rate, rate * align, align, 32)
-    else:
-        fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * align, align, 32, 22, 32, 0) + _FLOAT_GUID
-    body = b"".join([b"WAVE", b"fmt ", struct.pack("<I", len(fmt)), fmt, b"fact", struct.pack("<II", 4, frames),
-                     b"data", struct.pack("<I", len(data))])
-    with open(path, "wb") as f:
-        f.write(b"RIFF" + struct.pack("<I", len(body) + len(data)) + body)
-        f.write(data)
-
-
 def _made_here(out: Path) -> bool:
     """Whether ``out`` is an empty folder or a dataset this module wrote (it may be replaced)."""
     if not any(out.iterdir()):
@@ -414,7 +392,7 @@ def synthesize_scenes(out: PathLike, num_train: int = 200, num_valid: int = 20, 
         infos: List[SceneInfo] = []
         for split, i in tqdm(jobs, desc="synth-scenes", unit="scene", disable=not progress):
             audio, info = render_scene(seed, split, i, duration, int(sample_rate), int(channels))
-            write_multichannel_float_wav(tmp / split / f"{info.name}.wav", audio, int(sample_rate))
+            write_float_wav(tmp / split / f"{info.name}.wav", audio, int(sample_rate))
             infos.append(info)
         (tmp / INFO_FILE).write_text(INFO_HEADER + "".join(info.tsv_row() for info in infos), encoding="utf-8")
         mode = file_mode()
