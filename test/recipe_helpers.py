@@ -1,4 +1,5 @@
 """Shared helpers of the recipe tests: run a copy of a recipe folder outside the repository."""
+import csv
 import os
 import shutil
 import subprocess
@@ -74,3 +75,17 @@ def assert_missing_corpus_stops_stage_1(work: Path, variable: str, tmp_path: Pat
         assert proc.returncode != 0
         assert message in proc.stderr, proc.stderr[-2000:]
         assert "Stage 2" not in proc.stdout
+
+
+def run_recipe(work: Path, *args, **env) -> subprocess.CompletedProcess:
+    """``./run.sh --nj 2 --score_jobs 1 ARGS`` in a recipe copy with these corpus variables; it must succeed."""
+    proc = subprocess.run(["./run.sh", "--nj", "2", "--score_jobs", "1", *args], cwd=work, env=recipe_env(**env),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def summary(exp: Path, dset: str = "test"):
+    """The rows of ``exp/scores/<dset>/summary.csv``."""
+    with open(exp / "scores" / dset / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))

@@ -2,13 +2,10 @@
 and MS-STFT discriminator: egs/mini/codec1 (its own synthetic 4-channel scenes) and
 egs/eigenscape/codec1 on a synthetic copy of EigenScape's layout (25-channel Ambisonics) and on
 the real 1-s EigenScape excerpt in ../shared/data."""
-import csv
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-from recipe_helpers import assert_missing_corpus_stops_stage_1, copy_recipe, recipe_env
+from recipe_helpers import assert_missing_corpus_stops_stage_1, copy_recipe, run_recipe, summary
 from test_corpus_eigenscape import build_eigenscape
 
 from conftest import REPO, shared_data_dir
@@ -26,18 +23,6 @@ def tiny_config(sample_rate: int, channels: int = 1, per_channel: bool = False) 
            "loss": {"mel_bins": 16},
            "train": {"max_epochs": 1, "keep_best": 1, "audio_examples": 1}}
     return yaml.safe_dump(cfg, sort_keys=False)
-
-
-def run_recipe(work: Path, *args, **env):
-    proc = subprocess.run(["./run.sh", "--nj", "2", "--score_jobs", "1", *args], cwd=work, env=recipe_env(**env),
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def summary(exp: Path, dset: str = "test"):
-    with open(exp / "scores" / dset / "summary.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_mini_all_stages(tmp_path):

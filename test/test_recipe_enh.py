@@ -1,13 +1,10 @@
 """Integration: the enhancement recipes (egs/TEMPLATE/enh1) through every stage with a tiny
 Conv-TasNet: egs/mini/enh1 (its own synthetic corpus), egs/polsess/enh1 on a synthetic copy of
 PolSESS's exact layout (tasks ES and SB) and egs/librimix/enh1 on a tiny Libri2Mix copy."""
-import csv
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
-from recipe_helpers import assert_missing_corpus_stops_stage_1, copy_recipe, recipe_env
+from recipe_helpers import assert_missing_corpus_stops_stage_1, copy_recipe, run_recipe, summary
 
 from conftest import REPO
 
@@ -24,18 +21,6 @@ def tiny_config(stems, polsess_task=None, pit=False, chunk=0.5) -> str:
            "model": {"name": "convtasnet", "params": TINY_TASNET}, "data": data,
            "scheduler": {"name": "constant"}, "train": {"max_epochs": 1, "keep_best": 1, "audio_examples": 1}}
     return yaml.safe_dump(cfg, sort_keys=False)
-
-
-def run_recipe(work: Path, *args, **env):
-    proc = subprocess.run(["./run.sh", "--nj", "2", "--score_jobs", "1", *args], cwd=work, env=recipe_env(**env),
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def summary(exp: Path, dset: str = "test"):
-    with open(exp / "scores" / dset / "summary.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
