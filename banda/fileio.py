@@ -101,6 +101,54 @@ def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+def remove_stale_temp_dirs(parent: PathLike, name: str) -> None:
+    """Remove the temporary folders of ``name`` (:func:`atomic_dir`'s) left in ``parent`` by dead
+    banda processes of this host."""
+    import shutil
+
+    for entry in Path(parent).iterdir():
+        m = _TEMP_RE.search(entry.name) if entry.name.startswith(f".{name}.banda-") else None
+        if m and entry.is_dir() and m.group("host") == _HOST and int(m.group("pid")) != os.getpid() \
+                and not _alive(int(m.group("pid"))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``path``; when the block completes it replaces
+    ``path`` as a whole, with the mode ``mkdir`` gives under the umask.
+
+    An earlier folder at ``path`` is moved aside just before the rename and removed after it.
+    On an exception (also KeyboardInterrupt and banda's SIGTERM) the new folder is removed and
+    the earlier one, if it was moved, put back. Temporary folders of dead processes (a
+    ``kill -9``) are removed on the next call for the same ``path``.
+    """
+    import shutil
+
+    path = Path(path)
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_dirs(parent, path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.banda-{_HOST}-{os.getpid()}-", dir=parent))
+    old = None
+    try:
+        yield tmp
+        mode = file_mode()
+        os.chmod(tmp, mode | (mode & 0o444) >> 2)  # what mkdir gives under the umask (mkdtemp gives 0o700)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.banda-{_HOST}-{os.getpid()}-old-", dir=parent))
+            os.replace(path, old / "previous")
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and (old / "previous").exists() and not path.exists():
+            os.replace(old / "previous", path)  # put the earlier folder back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _raise_if_disk_full(e: BaseException, path: Path) -> None:
     """Writers report a full disk in their own words (libsndfile: "System error.", torch:
     "PytorchStreamWriter failed writing file"); say what it is, naming the file."""

@@ -40,8 +40,6 @@ existing ``OUT`` must be empty or an earlier dataset of this module (it is repla
 """
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
@@ -50,9 +48,8 @@ import numpy as np
 
 from .audio import write_float_wav
 from .errors import ConfigError, DataError
-from .fileio import _HOST, check_output_dir, file_mode
+from .fileio import atomic_dir, check_output_dir
 from .synth import _add, _band_noise, _fast_len, _is_whole, _slow_noise
-from .synth_speech import _remove_stale
 
 PathLike = Union[str, os.PathLike]
 log = logging.getLogger(__name__)
@@ -377,15 +374,10 @@ def synthesize_scenes(out: PathLike, num_train: int = 200, num_valid: int = 20, 
         for split in SPLITS:
             if counts[split]:
                 check_data_dir_output(Path(data_out) / split, what="--data-out data dir")
-    parent = resolved.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(parent, resolved.name)
     jobs = [(split, i) for split in SPLITS for i in range(counts[split])]
     from tqdm import tqdm
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{resolved.name}.banda-{_HOST}-{os.getpid()}-", dir=parent))
-    old = None
-    try:
+    with atomic_dir(resolved) as tmp:
         for split in SPLITS:
             if counts[split]:
                 (tmp / split).mkdir()
@@ -395,20 +387,6 @@ def synthesize_scenes(out: PathLike, num_train: int = 200, num_valid: int = 20, 
             write_float_wav(tmp / split / f"{info.name}.wav", audio, int(sample_rate))
             infos.append(info)
         (tmp / INFO_FILE).write_text(INFO_HEADER + "".join(info.tsv_row() for info in infos), encoding="utf-8")
-        mode = file_mode()
-        os.chmod(tmp, mode | (mode & 0o444) >> 2)  # what mkdir gives under the umask (mkdtemp gives 0o700)
-        if resolved.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{resolved.name}.banda-{_HOST}-{os.getpid()}-old-", dir=parent))
-            os.replace(resolved, old / "dataset")
-        os.replace(tmp, resolved)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and (old / "dataset").exists() and not resolved.exists():
-            os.replace(old / "dataset", resolved)  # put the earlier dataset back
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     if data_out is not None:
         from .codec_data import write_codec_data_dir
 

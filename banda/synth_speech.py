@@ -44,8 +44,6 @@ import csv
 import io
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -54,7 +52,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 from .audio import write_float_wav
-from .fileio import _HOST, _TEMP_RE, _alive, check_output_dir, file_mode
+from .fileio import atomic_dir, check_output_dir
 from .synth import VOWELS, _add, _band_noise, _fast_len, _is_whole, _ramp_env, _rms, _slow_noise
 
 PathLike = Union[str, os.PathLike]
@@ -560,15 +558,6 @@ def _made_here(out: Path) -> bool:
         return False
 
 
-def _remove_stale(parent: Path, name: str) -> None:
-    """Remove temporary folders of ``name`` left in ``parent`` by dead processes of this host."""
-    for entry in parent.iterdir():
-        m = _TEMP_RE.search(entry.name) if entry.name.startswith(f".{name}.banda-") else None
-        if m and entry.is_dir() and m.group("host") == _HOST and int(m.group("pid")) != os.getpid() \
-                and not _alive(int(m.group("pid"))):
-            shutil.rmtree(entry, ignore_errors=True)
-
-
 def synthesize_polsess(out: PathLike, num_train: int = 100, num_val: int = 10, num_test: int = 10,
                        duration: float = 4.0, sample_rate: int = SAMPLE_RATE, seed: int = 0,
                        progress: bool = True) -> List[UtteranceInfo]:
@@ -594,17 +583,12 @@ def synthesize_polsess(out: PathLike, num_train: int = 100, num_val: int = 10, n
     if resolved.exists() and not _made_here(resolved):
         raise DataError(f"--out {out}: exists and holds files that are not a dataset of banda-synth-polsess "
                         f"(no {INFO_FILE}); remove them or choose another --out")
-    parent = resolved.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(parent, resolved.name)
     counts = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
     jobs = [(split, i) for split in SPLITS for i in range(counts[split])]
     sr = int(sample_rate)
     from tqdm import tqdm
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{resolved.name}.banda-{_HOST}-{os.getpid()}-", dir=parent))
-    old = None
-    try:
+    with atomic_dir(resolved) as tmp:
         for split in SPLITS:
             for folder in FOLDERS if counts[split] else ():
                 (tmp / split / folder).mkdir(parents=True)
@@ -621,20 +605,6 @@ def synthesize_polsess(out: PathLike, num_train: int = 100, num_val: int = 10, n
                 writer.writerows(_csv_row(info) for info in infos if info.split == split)
                 (tmp / split / csv_name(split)).write_text(text.getvalue(), encoding="utf-8")
         (tmp / INFO_FILE).write_text(INFO_HEADER + "".join(info.tsv_row() for info in infos), encoding="utf-8")
-        mode = file_mode()
-        os.chmod(tmp, mode | (mode & 0o444) >> 2)  # what mkdir gives under the umask (mkdtemp gives 0o700)
-        if resolved.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{resolved.name}.banda-{_HOST}-{os.getpid()}-old-", dir=parent))
-            os.replace(resolved, old / "dataset")
-        os.replace(tmp, resolved)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and (old / "dataset").exists() and not resolved.exists():
-            os.replace(old / "dataset", resolved)  # put the earlier dataset back
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     n_in = sum(info.indoor for info in infos)
     log.info("wrote %d utterances (%d indoor, %d outdoor) of %.1f s at %d Hz under %s",
              len(infos), n_in, len(infos) - n_in, duration, sr, out)
