@@ -64,10 +64,12 @@ and the released training code of its authors, ``facebookresearch/audiocraft``
     mean over the batch of the per-item L2 norms (else the norm of the whole tensor).
     ``balance_grads=False``: ``G = Σ_i w_i g_i``, the gradient of the plain weighted sum.
     Instead of calling ``x̂.backward(G)``, :meth:`Balancer.backward` returns a surrogate scalar
-    whose gradient w.r.t. ``x̂`` is ``G`` and whose value is the effective loss
-    ``Σ_i c_i ℓ_i`` (``c_i`` the multiplier applied to ``g_i``; for ``balance_grads=False``
-    exactly ``Σ w_i ℓ_i``), so the trainer's ``loss.backward()`` (through a GradScaler too)
-    applies it; add further terms that do not go through ``x̂`` (a commitment loss) to it.
+    whose gradient w.r.t. ``x̂`` is ``G`` and whose value is the weighted loss ``Σ_i w_i ℓ_i``
+    (what the log and progress bar show: with the balancer, the effective loss ``Σ_i c_i ℓ_i``,
+    ``c_i`` the multiplier applied to ``g_i``, is scaled by ``1 / avg(||g_i||)``, often by 10^4,
+    and drifts with the averages; it is kept as ``effective_loss``), so the trainer's
+    ``loss.backward()`` (through a GradScaler too) applies it; add further terms that do not go
+    through ``x̂`` (a commitment loss) to it.
 """
 import math
 import warnings
@@ -352,6 +354,7 @@ class Balancer:
         sum_w = sum(self.weights[k] for k in names)
         out_grad = torch.zeros_like(x32)
         effective = x32.new_zeros(())
+        weighted = sum(self.weights[k] * losses[k].detach().float() for k in names)
         for k in names:
             if self.balance_grads:
                 c = (self.weights[k] / sum_w) * self.total_norm / (self.epsilon + avg[k])
@@ -364,7 +367,7 @@ class Balancer:
         self.last_avg_norms = {k: avg[k].detach() for k in names}
         self.effective_loss = effective.detach()
         dot = (x32 * out_grad).sum()
-        return dot - dot.detach() + effective.detach()
+        return dot - dot.detach() + weighted
 
     @staticmethod
     def _reduce(norms: Dict[str, torch.Tensor], count: int) -> Dict[str, torch.Tensor]:

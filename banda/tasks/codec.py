@@ -23,7 +23,7 @@ The channels: ``channels: 1`` trains a mono codec on one random channel of each
 (multichannel) file; ``channels: N`` keeps all N channels, and every file must have N.
 """
 import logging
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -223,14 +223,15 @@ class CodecTask(Task):
         terms.update({f"grad_norm/{k}": torch.as_tensor(v) for k, v in self.balancer.last_norms.items()})
         yield "generator", surrogate, terms
 
-    def reconstruction_loss(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``λt L1 + λf mel`` of ``(batch, channels, time)`` reconstructions: the validation loss."""
+    def reconstruction_loss(self, y: torch.Tensor, x: torch.Tensor, mel: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``λt L1 + λf mel`` of ``(batch, channels, time)`` reconstructions: the validation loss
+        (``mel``: the mel loss of ``y`` and ``x`` if already computed)."""
         lc = self.cfg["loss"]
         loss = y.new_zeros(())
         if lc["time"] > 0:
             loss = loss + lc["time"] * F.l1_loss(y, x)
         if lc["freq"] > 0:
-            loss = loss + lc["freq"] * self.mel_loss(y, x)
+            loss = loss + lc["freq"] * (self.mel_loss(y, x) if mel is None else mel)
         return loss
 
     @torch.no_grad()
@@ -242,8 +243,9 @@ class CodecTask(Task):
             with autocast():
                 y = gen(x)
             y = y.float()
-            losses.append(self.reconstruction_loss(y, x).item() * len(x))
-            mels.append(self.mel_loss(y, x).item() * len(x))
+            mel = self.mel_loss(y, x)
+            losses.append(self.reconstruction_loss(y, x, mel).item() * len(x))
+            mels.append(mel.item() * len(x))
             sdr = si_sdr_db(y.unsqueeze(2), x.unsqueeze(2))  # per channel: (batch, channels)
             silent = x.pow(2).mean(-1) < 1e-8
             sdrs.append(sdr.masked_fill(silent, float("nan")).cpu())
