@@ -46,7 +46,7 @@ import multiprocessing
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -432,23 +432,29 @@ def _reported(metric: str, row: dict) -> float:
     return float(row["median"] if base in M.BSS_EVAL_NAMES else row["mean"])
 
 
-def results_tables(summary_rows: Sequence[dict], system: str = "model", heading: str = "##") -> List[str]:
+def results_tables(summary_rows: Sequence[dict], system: str = "model", heading: str = "##",
+                   baselines: Optional[Mapping[str, Sequence[dict]]] = None) -> List[str]:
     """Markdown lines: one table per metric, columns = stems + mean, rows ``mixture (input)``
-    (when the summary has ``input_`` rows), ``system`` and the improvement of ``system`` over
-    the mixture.
+    (when the summary has ``input_`` rows), one row per other system in ``baselines`` (label ->
+    its summary rows, e.g. the untrained model's), ``system``, and the improvement of
+    ``system`` over the mixture.
 
     ``summary_rows`` as returned by :func:`evaluate_dirs` or read back from ``summary.csv``.
     BSS-Eval metrics report the median over tracks (cSDR), the others the mean over tracks;
     the ``mean`` column is the mean over stems of those values. Rows with a ``variant`` give
     one group of tables per variant.
     """
+    baselines = dict(baselines or {})
     if summary_rows and VARIANT in summary_rows[0]:
         lines: List[str] = []
         for v in dict.fromkeys(r[VARIANT] for r in summary_rows):
             lines += [f"{heading} variant {v}", ""]
             rows = [{k: x for k, x in r.items() if k != VARIANT} for r in summary_rows if r[VARIANT] == v]
-            lines += results_tables(rows, system, heading + "#")
+            others = {label: [{k: x for k, x in r.items() if k != VARIANT} for r in b if r.get(VARIANT) == v]
+                      for label, b in baselines.items()}
+            lines += results_tables(rows, system, heading + "#", others)
         return lines
+    other_tables = {label: {(r["stem"], r["metric"]): r for r in b} for label, b in baselines.items()}
     stems: List[str] = []
     metrics: List[str] = []
     table: Dict[Tuple[str, str], dict] = {}
@@ -471,6 +477,8 @@ def results_tables(summary_rows: Sequence[dict], system: str = "model", heading:
         rows = {}
         if any((s, INPUT_PREFIX + m) in table for s in stems):
             rows[INPUT_SYSTEM] = [(_reported(INPUT_PREFIX + m, table[(s, INPUT_PREFIX + m)]) if (s, INPUT_PREFIX + m) in table else math.nan) for s in stems]
+        for label, other in other_tables.items():
+            rows[label] = [(_reported(m, other[(s, m)]) if (s, m) in other else math.nan) for s in stems]
         rows[system] = [(_reported(m, table[(s, m)]) if (s, m) in table else math.nan) for s in stems]
         if INPUT_SYSTEM in rows:
             rows[f"improvement ({improvement_name(m)})"] = [a - b for a, b in zip(rows[system], rows[INPUT_SYSTEM])]

@@ -452,12 +452,19 @@ def _results_case(case, exp: Path, tmp: Path):
         return ["--exp_dir", exp], ["--sets"]
     if case == "unknown_option":
         return args + ["--format", "html"], ["--format"]
+    if case == "baseline_malformed":
+        return args + ["--baseline", str(tmp / "other")], ["--baseline", "LABEL=EXP_DIR"]
+    if case == "baseline_missing_scores":
+        return args + ["--baseline", f"untrained={tmp / 'other'}"], [tmp / "other" / "scores" / "test" / "summary.csv"]
+    if case == "baseline_label_taken":
+        return args + ["--baseline", f"exp={exp}"], ["--baseline", "'exp'"]
     raise AssertionError(case)
 
 
 RESULTS_CASES = ["summary_empty", "summary_header_only", "summary_wrong_columns", "summary_not_a_number",
                  "summary_short_row", "summary_binary", "summary_missing", "exp_dir_missing", "summary_is_folder",
-                 "out_is_folder", "out_under_file", "out_is_the_summary", "no_sets", "unknown_option"]
+                 "out_is_folder", "out_under_file", "out_is_the_summary", "no_sets", "unknown_option",
+                 "baseline_malformed", "baseline_missing_scores", "baseline_label_taken"]
 
 
 @pytest.mark.parametrize("case", RESULTS_CASES)
@@ -467,6 +474,21 @@ def test_results(exp, tmp_path, capsys, case):
     rc, err = run(results.main, capsys, *args)
     error_line(err, RESULTS, *words, rc=rc, subcommand=True)
     assert listing(tmp_path) == before
+
+
+def test_results_baseline_row(exp, tmp_path, capsys):
+    """--baseline adds another experiment's row above the model's (the improvement stays over the mixture)."""
+    other = tmp_path / "untrained"
+    (other / "scores" / "test").mkdir(parents=True)
+    (other / "scores" / "test" / "summary.csv").write_text("stem,metric,mean,median,count,missing\n"
+                                                          "vocals,sdr,-20.0,-21.0,2,0\ndrums,sdr,-30.0,-31.0,2,0\n")
+    rc, _ = run(results.main, capsys, "--exp_dir", exp, "--sets", "test", "--baseline", f"untrained={other}")
+    assert rc == 0
+    text = (exp / "RESULTS.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| system")]
+    assert rows == ["| mixture (input) | 1.00 | 0.50 | 0.75 |", "| untrained | -20.00 | -30.00 | -25.00 |",
+                    "| exp | 5.00 | 4.00 | 4.50 |", "| improvement (sdri) | 4.00 | 3.50 | 3.75 |"]
+    assert f"baseline `untrained`: `{other / 'config.yaml'}`" in text
 
 
 # ====================================================================== banda-data-dir

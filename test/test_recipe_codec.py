@@ -42,6 +42,11 @@ def test_mini_all_stages(tmp_path):
     decoded = exp / "decoded" / "test"
     ids = sorted(p.name for p in decoded.iterdir() if p.is_dir() and p.name != "logs")
     assert len(ids) == 2 and all((decoded / i / "reconstruction.wav").is_file() for i in ids)
+    # the untrained model (run.sh's --untrained_baseline true): coded, scored, a row in RESULTS.md
+    assert (exp / "untrained" / "last.pth").is_file() and not (exp / "untrained" / "averaged.pth").exists()
+    assert {r["stem"] for r in summary(exp / "untrained")} == stems
+    text = (exp / "RESULTS.md").read_text()
+    assert text.count("| untrained |") == 3 and text.count("| tiny |") == 3 and "mixture (input)" not in text
     assert "Successfully finished" in proc.stdout
 
 

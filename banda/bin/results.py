@@ -1,10 +1,13 @@
 """banda-results: write an experiment's RESULTS.md from its scores.
 
     banda-results --exp_dir exp/bandit --sets test --out exp/bandit/RESULTS.md
+    banda-results --exp_dir exp/train --sets test --baseline untrained=exp/train/untrained
 
 Reads ``EXP/scores/<set>/summary.csv`` (written by banda-evaluate) for each set and writes
 one markdown file: an environment block (date, versions, git commit, config), then per set
-one table per metric with the unprocessed mixture's row, the model's row and the improvement.
+one table per metric with the unprocessed mixture's row, a row per ``--baseline`` (another
+experiment's scores of the same set, e.g. the untrained model's), the model's row and the
+improvement over the mixture.
 """
 import argparse
 import csv
@@ -13,7 +16,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ..cli import ArgumentParser, parse_args_with_config, run_main
 from ..errors import BandaError
@@ -25,7 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sets", nargs="+", required=True, help="evaluated sets")
     p.add_argument("--out", help="output file (default EXP_DIR/RESULTS.md)")
     p.add_argument("--system", help="row label (default: the exp dir's name)")
+    p.add_argument("--baseline", action="append", default=[], metavar="LABEL=EXP_DIR",
+                   help="also a row LABEL from EXP_DIR/scores/<set>/summary.csv (repeatable)")
     return p
+
+
+def parse_baselines(values: List[str]) -> List[Tuple[str, Path]]:
+    """``LABEL=EXP_DIR`` pairs of ``--baseline``; a malformed one is a :class:`BandaError`."""
+    out = []
+    for v in values:
+        label, sep, path = v.partition("=")
+        if not sep or not label.strip() or not path:
+            raise BandaError(f"--baseline: expected LABEL=EXP_DIR, got {v!r}")
+        out.append((label.strip(), Path(path)))
+    return out
 
 
 SUMMARY_COLUMNS = ("stem", "metric", "mean", "median", "count", "missing")
@@ -87,7 +103,10 @@ def _main(argv: Optional[List[str]]) -> int:
     args = parse_args_with_config(build_parser(), argv)
     exp = Path(args.exp_dir)
     system = args.system or exp.name
-    summaries = [exp / "scores" / name / "summary.csv" for name in args.sets]
+    baselines = parse_baselines(args.baseline)
+    if any(label == system for label, _ in baselines) or len({label for label, _ in baselines}) < len(baselines):
+        raise BandaError(f"--baseline: each label must be unique and differ from the system's row label {system!r}")
+    summaries = [d / "scores" / name / "summary.csv" for d in [exp] + [b for _, b in baselines] for name in args.sets]
     out = Path(args.out) if args.out else exp / "RESULTS.md"
     # before any work, and never onto an input
     check_output_file(out, summaries, option="--out" if args.out else "--exp_dir")
@@ -99,13 +118,18 @@ def _main(argv: Optional[List[str]]) -> int:
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
         f"- banda {__version__} (git {_git_commit()}), torch {torch.__version__}, python {platform.python_version()}",
         f"- config: `{exp / 'config.yaml'}`",
+    ] + [f"- baseline `{label}`: `{d / 'config.yaml'}`" for label, d in baselines] + [
         "",
     ]
     for name in args.sets:
-        summary = exp / "scores" / name / "summary.csv"
-        if not summary.is_file():
-            raise BandaError(f"{summary}: not found (run the scoring stage for set '{name}' first)")
-        lines += [f"## {name}", ""] + results_tables(read_summary(summary), system, heading="###")
+        found = {}
+        for label, d in [(None, exp)] + baselines:
+            summary = d / "scores" / name / "summary.csv"
+            if not summary.is_file():
+                raise BandaError(f"{summary}: not found (run the scoring stage for set '{name}' first)")
+            found[label] = read_summary(summary)
+        rows = found.pop(None)
+        lines += [f"## {name}", ""] + results_tables(rows, system, heading="###", baselines=found)
     write_text(out, "\n".join(lines))
     print(out.read_text())
     return 0

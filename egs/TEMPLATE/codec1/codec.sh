@@ -15,6 +15,9 @@
 #                 jobs -> exp/<tag>/decoded/<set>/<id>/reconstruction.wav
 #   5 score       exp/<tag>/scores/<set>/{long,summary}.csv per channel (<stem>.ch<k>) and the
 #                 mean over channels, and exp/<tag>/RESULTS.md
+# With --untrained_baseline true, stage 3 also saves the untrained model (the same seed's
+# initial weights, banda-train --train.max_epochs 0) in exp/<tag>/untrained/, stages 4-5 code
+# and score it too, and RESULTS.md shows its row ("untrained") above the trained model's.
 #   6 pack        exp/<tag>/model_pack.pth
 set -euo pipefail
 
@@ -23,9 +26,11 @@ set -euo pipefail
 separate_args="--bit-depth 32"   # banda-separate options for stage 4, e.g. "--bit-depth 32 --segment 10"
 score_metrics=si_sdr,mel_distance,stft_distance   # add pesq for speech material
 score_jobs=2
+untrained_baseline=false  # true: also code and score the untrained model (exp/<tag>/untrained/)
 task_help="  --separate_args \"...\"      banda-separate options (stage 4; default ${separate_args})
   --score_metrics LIST       comma-separated metrics for stage 5 (default ${score_metrics})
-  --score_jobs N             scoring processes (default ${score_jobs})"
+  --score_jobs N             scoring processes (default ${score_jobs})
+  --untrained_baseline BOOL  also code and score the untrained model, a row in RESULTS.md (default ${untrained_baseline})"
 
 # shellcheck disable=SC1091
 . "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../common/stages.sh"
@@ -35,24 +40,48 @@ stage_data
 stage_validate
 stage_train --data.train_dir "data/${train_set}" --data.valid_dir "data/${valid_set}"
 
-if run_stage 4; then
-    for dset in ${test_sets}; do
-        outdir=${expdir}/decoded/${dset}
-        rm -rf "${outdir}"
+# the systems stages 4-5 code and score: "<exp dir>|<weights file>"
+systems=("${expdir}|${inference_model}")
+if [ "${untrained_baseline}" = true ]; then
+    systems+=("${expdir}/untrained|last.pth")
+    if run_stage 3; then
+        log "Stage 3: the untrained model (initial weights) -> ${expdir}/untrained/last.pth"
         # shellcheck disable=SC2086
-        split_jobs "data/${dset}" "${outdir}/logs" "Stage 4: encode-decode" \
-            python -m banda.bin.separate -m "${expdir}/${inference_model}" --scp SPLIT/mix.scp -o "${outdir}" \
-                --no-progress ${separate_args}
+        python -m banda.bin.train --config "${train_config}" --exp_dir "${expdir}/untrained" --train.max_epochs 0 \
+            --data.train_dir "data/${train_set}" --data.valid_dir "data/${valid_set}" ${train_args} \
+            > "${expdir}/untrained.log" 2>&1 || { log "Error: see ${expdir}/untrained.log"; exit 1; }
+    fi
+fi
+
+if run_stage 4; then
+    for system in "${systems[@]}"; do
+        dir=${system%|*} weights=${system##*|}
+        log "Stage 4: coding with ${dir}/${weights}"
+        for dset in ${test_sets}; do
+            outdir=${dir}/decoded/${dset}
+            rm -rf "${outdir}"
+            # shellcheck disable=SC2086
+            split_jobs "data/${dset}" "${outdir}/logs" "Stage 4: encode-decode" \
+                python -m banda.bin.separate -m "${dir}/${weights}" --scp SPLIT/mix.scp -o "${outdir}" \
+                    --no-progress ${separate_args}
+        done
     done
 fi
 
 if run_stage 5; then
-    for dset in ${test_sets}; do
-        log "Stage 5: scoring ${dset} (${score_metrics}, per channel)"
-        python -m banda.bin.evaluate --ref "data/${dset}" --est "${expdir}/decoded/${dset}" --stems reconstruction \
-            --metrics "${score_metrics}" --per-channel --no-input-baseline -j "${score_jobs}" -o "${expdir}/scores/${dset}"
+    for system in "${systems[@]}"; do
+        dir=${system%|*}
+        for dset in ${test_sets}; do
+            log "Stage 5: scoring ${dset} of ${dir} (${score_metrics}, per channel)"
+            python -m banda.bin.evaluate --ref "data/${dset}" --est "${dir}/decoded/${dset}" --stems reconstruction \
+                --metrics "${score_metrics}" --per-channel --no-input-baseline -j "${score_jobs}" -o "${dir}/scores/${dset}"
+        done
     done
 fi
-stage_results 5
+if [ "${untrained_baseline}" = true ]; then
+    stage_results 5 --baseline "untrained=${expdir}/untrained"
+else
+    stage_results 5
+fi
 stage_pack 6
 stages_end

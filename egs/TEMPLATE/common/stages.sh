@@ -120,11 +120,12 @@ split_jobs() {
     ${decode_cmd} JOB=1:"${jobs}" "${logdir}/${name}.JOB.log" "${cmd[@]}"
 }
 
-# stage_results N: RESULTS.md of the scored test sets (exp/<tag>/scores/<set>/summary.csv)
+# stage_results N [banda-results options...]: RESULTS.md of the scored test sets (exp/<tag>/scores/<set>/summary.csv)
 stage_results() {
     run_stage "$1" || return 0
+    shift
     # shellcheck disable=SC2086
-    python -m banda.bin.results --exp_dir "${expdir}" --sets ${test_sets} --out "${expdir}/RESULTS.md"
+    python -m banda.bin.results --exp_dir "${expdir}" --sets ${test_sets} --out "${expdir}/RESULTS.md" "$@"
     log "Results: ${expdir}/RESULTS.md"
 }
 

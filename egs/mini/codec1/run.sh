@@ -11,4 +11,5 @@ cd "$(dirname "$0")"
     --test_sets test \
     --train_config conf/train.yaml \
     --nj 2 \
+    --untrained_baseline true \
     "$@"
