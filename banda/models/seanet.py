@@ -63,7 +63,9 @@ class WeightNorm:
         self.weight_v = nn.Parameter(weight.clone())
 
     def normed_weight(self) -> torch.Tensor:
-        return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+        # torch's own fused kernel (what torch.nn.utils.weight_norm's hook calls): one pass over
+        # the weight instead of a norm, a division and a product
+        return torch._weight_norm(self.weight_v, self.weight_g, 0)
 
 
 def _norm_except_dim0(v: torch.Tensor) -> torch.Tensor:
