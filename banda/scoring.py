@@ -322,6 +322,9 @@ def _track_warnings(track: str, refs: Dict[str, np.ndarray], ests: Dict[str, np.
 
 def _init_worker():
     logging.getLogger().setLevel(logging.WARNING)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # the pool's processes share the cores: one thread each (no oversubscription)
+        torch.set_num_threads(1)
 
 
 def _run_jobs(plan: List[dict], jobs: int, progress: bool) -> List[dict]:

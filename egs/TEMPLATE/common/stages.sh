@@ -107,6 +107,10 @@ stage_train() {
 
 # split_jobs DATA_DIR LOGDIR NAME COMMAND...: run COMMAND over min(--nj, ids) parts of DATA_DIR
 # through the job backend (run.pl or slurm.pl); in COMMAND, SPLIT stands for the part's data dir.
+# With run.pl the jobs share this machine: unless OMP_NUM_THREADS is set, each job gets
+# cores / jobs threads (jobs of all the cores' threads each slow each other down, by 100x and
+# more for a model with an LSTM: every time step is a parallel region whose threads then wait
+# for cores).
 split_jobs() {
     local data=$1 logdir=$2 name=$3
     shift 3
@@ -117,7 +121,12 @@ split_jobs() {
     mkdir -p "${logdir}"
     local cmd=("${@//SPLIT/${data}/split${jobs}/JOB}")
     log "${name}: ${data} (${n_ids} ids, ${jobs} jobs)"
-    ${decode_cmd} JOB=1:"${jobs}" "${logdir}/${name}.JOB.log" "${cmd[@]}"
+    local with_threads=()
+    if [ -z "${OMP_NUM_THREADS:-}" ] && [[ "${decode_cmd}" == *run.pl* ]]; then
+        local threads=$(( $(nproc) / jobs ))
+        with_threads=(env OMP_NUM_THREADS=$(( threads >= 1 ? threads : 1 )))
+    fi
+    "${with_threads[@]}" ${decode_cmd} JOB=1:"${jobs}" "${logdir}/${name}.JOB.log" "${cmd[@]}"
 }
 
 # stage_results N [banda-results options...]: RESULTS.md of the scored test sets (exp/<tag>/scores/<set>/summary.csv)
