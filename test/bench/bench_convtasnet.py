@@ -54,11 +54,7 @@ Ratios below 1 mean banda is faster / smaller. Target: ``time_ratio`` <= 1.
 """
 import argparse
 import json
-import platform
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,47 +63,16 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-GIB = 2 ** 30
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (cpu_has_native_bf16, device_name, log, memory_note, memory_of, peak_since, ratio,  # noqa: E402
+                      time_interleaved)
+
 MODELS = ("banda", "torchaudio", "banda_default")
 AMP_NAMES = {"off": "fp32", "bf16": "bf16", "fp16": "fp16"}
 TORCHAUDIO_ARGS = dict(num_sources=1, enc_kernel_size=16, enc_num_feats=256, msk_kernel_size=3, msk_num_feats=256,
                        msk_num_hidden_feats=512, msk_num_layers=8, msk_num_stacks=4)
 BANDA_ARGS = dict(preset="default", skip=True, bias=True, enc_act="linear", input_norm="gLN", mask_act="sigmoid")
 BANDA_DEFAULT_ARGS = dict(preset="default")
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def proc_status_kib(key: str):
-    """``VmRSS`` / ``VmHWM`` (peak) of this process in KiB from /proc (Linux), else None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def build(name: str):
@@ -152,98 +117,19 @@ def make_step(name: str, amp: str, device, mix, target):
     return step
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_models(names, amp: str, args) -> dict:
-    """Step times of the models ``names``, all in this process, their steps interleaved (round
-    ``r`` starts with model ``r mod len(names)``), so that a busy machine slows each alike."""
+    """Step times of the models ``names``, all in this process, their steps interleaved."""
     device = torch.device(args.device)
     mix, target = inputs(args, device)
-    steps, times, losses = {}, {}, {}
-    for name in names:
-        try:
-            steps[name] = make_step(name, amp, device, mix, target)
-            for _ in range(args.warmup):
-                steps[name]()
-            sync(device)
-            times[name] = []
-        except Exception as e:  # noqa: BLE001  (an out-of-memory model is a result, not a crash)
-            steps.pop(name, None)
-            times[name] = {"error": f"{type(e).__name__}: {e}"[:300]}
-    running = [n for n in names if n in steps]
-    for r in range(args.steps):
-        for i in range(len(running)):
-            name = running[(r + i) % len(running)]
-            sync(device)
-            t0 = time.perf_counter()
-            losses[name] = steps[name]()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
-        log(f"  round {r + 1}/{args.steps}: " + ", ".join(f"{n} {times[n][-1]:.3f} s" for n in running))
-    out = {}
-    for name in names:
-        if isinstance(times[name], dict):
-            out[name] = times[name]
-            continue
-        med = statistics.median(times[name])
-        out[name] = {"step_s_median": round(med, 4), "step_s": [round(t, 4) for t in times[name]],
-                     "audio_s_per_s": round(args.batch * args.seconds / med, 3), "final_loss": float(losses[name])}
-    return out
+    makers = {name: (lambda name=name: make_step(name, amp, device, mix, target)) for name in names}
+    return time_interleaved(makers, args.steps, args.warmup, device, units=args.batch * args.seconds)
 
 
-def peak_memory(name: str, amp: str, args) -> dict:
-    """Peak memory of ``warmup`` + ``steps`` training steps of ``name`` (in a child process)."""
-    device = torch.device(args.device)
-    mix, target = inputs(args, device)
-    if device.type == "cuda":
-        sync(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-    else:
-        before = proc_status_kib("VmRSS")
-    step = make_step(name, amp, device, mix, target)
-    for _ in range(args.warmup + args.steps):
-        step()
-    sync(device)
-    if device.type == "cuda":
-        peak = (torch.cuda.max_memory_allocated(device) - before) / GIB
-    else:
-        hwm = proc_status_kib("VmHWM")
-        peak = (hwm - before) / 2 ** 20 if hwm and before else None
-    return {"peak_gib": None if peak is None else round(peak, 3)}
-
-
-def run_child(name: str, amp: str, args, env=None) -> dict:
-    """``peak_memory`` (one warm-up step and one step) in a fresh process: each peak is the model's own."""
-    import os
-
-    cmd = [sys.executable, __file__, "--_child", name, "--amp", amp, "--device", args.device, "--steps", "1",
-           "--warmup", "1", "--batch", str(args.batch), "--seconds", str(args.seconds),
-           "--sample-rate", str(args.sample_rate)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        return {"error": tail[-300:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def memory_of(name: str, amp: str, args) -> dict:
-    if args.device.startswith("cuda"):
-        got = run_child(name, amp, args)
-        return {"peak_mem_gib": got.get("peak_gib", got.get("error"))}
-    rss = run_child(name, amp, args)
-    live = run_child(name, amp, args, env={"MALLOC_MMAP_THRESHOLD_": "65536"})
-    return {"peak_mem_gib": live.get("peak_gib", live.get("error")), "peak_rss_gib": rss.get("peak_gib", rss.get("error"))}
-
-
-def ratio(a: dict, b: dict, key: str):
-    if not a or not b or a.get(key) in (None, 0) or b.get(key) in (None, 0):
-        return None
-    return round(a[key] / b[key], 3)
+def child_cmd(name: str, amp: str, args):
+    """This script measuring ``name``'s peak memory over one warm-up step and one step."""
+    return [sys.executable, __file__, "--_child", name, "--amp", amp, "--device", args.device, "--steps", "1",
+            "--warmup", "1", "--batch", str(args.batch), "--seconds", str(args.seconds),
+            "--sample-rate", str(args.sample_rate)]
 
 
 def main(argv=None):
@@ -261,7 +147,10 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     if args._child:
-        print(json.dumps(peak_memory(args._child, args.amp, args)))
+        device = torch.device(args.device)
+        mix, target = inputs(args, device)
+        print(json.dumps(peak_since(lambda: make_step(args._child, args.amp, device, mix, target),
+                                    args.warmup + args.steps, device)))
         return
 
     device = torch.device(args.device)
@@ -293,14 +182,11 @@ def main(argv=None):
                   "banda": sum(q.numel() for q in ConvTasNet(**BANDA_ARGS).parameters()),
                   "banda_default": sum(q.numel() for q in ConvTasNet(**BANDA_DEFAULT_ARGS).parameters())}
     out = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({cpu_name()})",
+        "device": device_name(device),
         "torch": torch.__version__, "torchaudio": torchaudio.__version__, "threads": torch.get_num_threads(),
         "batch": args.batch, "seconds": args.seconds, "sample_rate": args.sample_rate, "steps": args.steps,
         "warmup": args.warmup,
-        "memory": ("peak_mem_gib: torch.cuda.max_memory_allocated() over the allocation before the model was built"
-                   if device.type == "cuda" else
-                   "per model, 2 steps in a fresh child process: peak_rss_gib = VmHWM over the RSS before the model was built; "
-                   "peak_mem_gib = the same with MALLOC_MMAP_THRESHOLD_=65536 (RSS follows the live tensors)"),
+        "memory": memory_note(device),
         "models": {
             "torchaudio": {"params": params["torchaudio"], "config": {"class": "torchaudio.models.ConvTasNet", **TORCHAUDIO_ARGS,
                                                                       "msk_activate": "sigmoid"}},
@@ -320,7 +206,7 @@ def main(argv=None):
             for name in names:
                 if "error" not in res[name]:
                     log(f"  memory of {name} ...")
-                    res[name].update(memory_of(name, amp, args))
+                    res[name].update(memory_of(child_cmd(name, amp, args), device))
         for name in names:
             log(f"  {name}: {res[name]}")
         res["time_ratio"] = ratio(res.get("banda"), res.get("torchaudio"), "step_s_median")
