@@ -227,10 +227,12 @@ def _nan_if_none(v) -> float:
 
 
 def _score(metrics: List[str], stems: List[str], refs: Dict[str, np.ndarray],
-           ests: Dict[str, np.ndarray], rate: int, prefix: str, out: Dict[Tuple[str, str], float]):
+           ests: Dict[str, np.ndarray], rate: int, prefix: str, out: Dict[Tuple[str, str], float],
+           bss_eval_backend: str = "banda", device: Optional[str] = None):
     for m in metrics:
         if m in M.TRACK_METRICS:
-            res = M.bss_eval_v4([refs[s] for s in stems], [ests[s] for s in stems], sample_rate=rate)
+            res = M.bss_eval_v4([refs[s] for s in stems], [ests[s] for s in stems], sample_rate=rate,
+                                backend=bss_eval_backend, device=device)
             for key, name in zip(M.BSS_EVAL_KEYS, M.BSS_EVAL_NAMES):
                 med = M.frame_median(res[key])
                 for i, s in enumerate(stems):
@@ -286,9 +288,10 @@ def _evaluate_track(job: dict) -> dict:
     if job.get("per_channel"):
         out_stems = _score_per_channel(job["metrics"], stems, refs, ests, mix, rate, values)
     else:
-        _score(job["metrics"], stems, refs, ests, rate, "", values)
+        bss = dict(bss_eval_backend=job.get("bss_eval_backend", "banda"), device=job.get("device"))
+        _score(job["metrics"], stems, refs, ests, rate, "", values, **bss)
         if mix is not None:
-            _score(job["metrics"], stems, refs, {s: mix for s in stems}, rate, INPUT_PREFIX, values)
+            _score(job["metrics"], stems, refs, {s: mix for s in stems}, rate, INPUT_PREFIX, values, **bss)
     names = expand_metric_names(job["metrics"])
     rows = []
     for s in out_stems:
@@ -512,6 +515,8 @@ def evaluate_dirs(
     length_tolerance: int = DEFAULT_LENGTH_TOLERANCE,
     progress: bool = False,
     per_channel: bool = False,
+    bss_eval_backend: str = "banda",
+    device: Optional[str] = None,
 ) -> Tuple[List[dict], List[dict]]:
     """Score ``est/<track>/<stem>.wav`` against the references in ``ref``.
 
@@ -527,6 +532,9 @@ def evaluate_dirs(
         progress: show a tqdm bar over tracks on stderr.
         per_channel: score every channel on its own, as stem ``<stem>.ch<k>`` (k from 0), and
             give each stem the mean over its channels (a codec's scores; pair metrics only).
+        bss_eval_backend: who computes ``bss_eval`` (:func:`banda.metrics.bss_eval_v4`):
+            ``banda`` (default) or ``museval``; the same numbers.
+        device: where the ``banda`` backend computes (``cpu`` default, ``cuda``).
     Returns:
         ``(long_rows, summary_rows)``: dicts with keys :data:`LONG_FIELDS` (``value`` float,
         NaN = missing) and :data:`SUMMARY_FIELDS` (see :func:`summarize`).
@@ -546,11 +554,14 @@ def evaluate_dirs(
     tracks, available = discover_references(ref)
     stem_list = _select_stems(stems, available, ref)
     plan = _plan(tracks, est, stem_list, metric_names, input_baseline, int(length_tolerance))
+    if bss_eval_backend not in M.BSS_EVAL_BACKENDS:
+        raise ConfigError(f"BSS-Eval backend must be one of {', '.join(M.BSS_EVAL_BACKENDS)}, not {bss_eval_backend!r}")
     for job in plan:
-        job["per_channel"] = bool(per_channel)
+        job.update(per_channel=bool(per_channel), bss_eval_backend=bss_eval_backend, device=device)
     results = _run_jobs(plan, int(jobs), progress)
     # logged after scoring, so that an unreadable sample is the only line a failed run prints
-    log.info("scored %d tracks, stems %s, metrics %s", len(plan), ",".join(stem_list), ",".join(metric_names))
+    log.info("scored %d tracks, stems %s, metrics %s%s", len(plan), ",".join(stem_list), ",".join(metric_names),
+             f" (BSS-Eval by {bss_eval_backend})" if any(m in M.TRACK_METRICS for m in metric_names) else "")
     for result in results:
         for message in result["warnings"]:
             log.warning("%s", message)
@@ -558,12 +569,18 @@ def evaluate_dirs(
     return long_rows, summarize(long_rows)
 
 
-def write_results(out_dir: PathLike, long_rows: Sequence[dict], summary_rows: Sequence[dict]) -> None:
-    """Write ``out_dir/long.csv`` and ``out_dir/summary.csv`` atomically."""
+def write_results(out_dir: PathLike, long_rows: Sequence[dict], summary_rows: Sequence[dict],
+                  info: Optional[Mapping] = None) -> None:
+    """Write ``out_dir/long.csv`` and ``out_dir/summary.csv`` atomically, and ``info`` (how the
+    scores were computed: metrics, BSS-Eval backend) as ``out_dir/scoring.json``."""
+    import json
+
     out_dir = Path(out_dir)
     extra = (VARIANT,) if long_rows and VARIANT in long_rows[0] else ()
     write_csv(out_dir / "long.csv", long_rows, extra + LONG_FIELDS)
     write_csv(out_dir / "summary.csv", summary_rows, extra + SUMMARY_FIELDS)
+    if info is not None:
+        write_text(out_dir / "scoring.json", json.dumps(dict(info), indent=1) + "\n")
 
 
 def variant_paths(ref: PathLike, est: PathLike, variants: Union[str, Sequence[str]]) -> Dict[str, Tuple[str, str]]:

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-channel", action="store_true",
                    help="score each channel on its own (rows <stem>.ch<k>) and each stem as the mean over its channels "
                         "(a codec's reconstructions; pair metrics only)")
+    p.add_argument("--bss-eval-backend", default="banda", choices=M.BSS_EVAL_BACKENDS,
+                   help="who computes bss_eval: banda (default; museval's numbers, tens of times faster) or museval "
+                        "(its own code, for comparison); recorded in OUT/scoring.json")
+    p.add_argument("--device", default="cpu", help="where the banda BSS-Eval backend computes: cpu (default) or cuda")
     p.add_argument("--length-tolerance", type=int, default=scoring.DEFAULT_LENGTH_TOLERANCE,
                    help="accepted length difference in samples (default: %(default)s)")
     p.add_argument("--results-md", default=None, help="also write a markdown RESULTS table here")
@@ -64,7 +68,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     setup_logging(args.verbose)
     # every output path is checked before hours of scoring (nothing is created here)
     if args.out:
-        for name in ("long.csv", "summary.csv"):
+        for name in ("long.csv", "summary.csv", "scoring.json"):
             check_output_file(Path(args.out) / name, option="-o")
     if args.results_md:
         check_output_file(args.results_md, option="--results-md")
@@ -76,14 +80,19 @@ def _main(argv: Optional[List[str]] = None) -> int:
         length_tolerance=args.length_tolerance,
         progress=not args.no_progress and sys.stderr.isatty(),
         per_channel=args.per_channel,
+        bss_eval_backend=args.bss_eval_backend,
+        device=args.device,
     )
     if args.variants:
         long_rows, summary_rows = scoring.evaluate_variants(scoring.variant_paths(args.ref, args.est, args.variants), **options)
     else:
         long_rows, summary_rows = scoring.evaluate_dirs(args.ref, args.est, **options)
     if args.out:
-        scoring.write_results(args.out, long_rows, summary_rows)
-        log.info("wrote %s and %s", Path(args.out) / "long.csv", Path(args.out) / "summary.csv")
+        info = {"metrics": M.parse_metric_names(args.metrics)}
+        if any(m in M.TRACK_METRICS for m in info["metrics"]):
+            info.update(bss_eval_backend=args.bss_eval_backend, bss_eval_device=args.device)
+        scoring.write_results(args.out, long_rows, summary_rows, info=info)
+        log.info("wrote %s, %s and %s", *(Path(args.out) / n for n in ("long.csv", "summary.csv", "scoring.json")))
     if args.results_md:
         scoring.write_results_md(summary_rows, args.results_md, args.title, system=args.system)
     print(scoring.format_summary_table(summary_rows))
