@@ -34,6 +34,10 @@ norm. ``norm="none"``: plain convs (``weight``).
 :class:`SEANetAutoencoder` (registered ``seanet``) is the encoder and decoder as one model:
 ``forward`` reconstructs its input at the same length (zero-padded on the right to a whole
 number of hops inside, and cropped back).
+
+Speed: on CPU (eager) the residual blocks' 1x1 convs run as batched matrix products
+(:func:`banda.models.convtasnet.pointwise_conv`; with their backward about 2x faster than
+oneDNN's 1x1 conv at these widths); elsewhere, and under ``torch.compile``, ``F.conv1d``.
 """
 import math
 from typing import Any, Dict, Optional, Sequence
@@ -43,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .convtasnet import pointwise_conv
 from .registry import MODELS
 
 NORMS = ("weight_norm", "none")
@@ -159,10 +164,14 @@ class PaddedConv1d(nn.Module):
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.conv["conv"]
+        if self.kernel_size == 1 and self.stride == 1:  # no padding: on CPU a batched matrix product
+            weight = conv.normed_weight() if isinstance(conv, WeightNorm) else conv.weight
+            return pointwise_conv(x, weight, conv.bias)
         total = self.padding_total
         extra = extra_padding(x.shape[-1], self.kernel_size, self.stride, total)
         left = total if self.causal else total - total // 2
-        return self.conv["conv"](pad1d(x, left, total - left + extra, self.pad_mode))
+        return conv(pad1d(x, left, total - left + extra, self.pad_mode))
 
 
 class PaddedConvTranspose1d(nn.Module):
