@@ -53,6 +53,9 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import proc_status_kib  # noqa: E402
+
 RECIPE = REPO / "egs" / "musdb18hq" / "sep1" / "conf" / "train_roformer.yaml"
 GIB = 2 ** 30
 
@@ -97,18 +100,6 @@ def peak_tflops_for(name: str):
     for key, value in PEAK_BF16_TFLOPS:
         if key.lower() in name.lower():
             return value
-    return None
-
-
-def proc_status_kib(key: str):
-    """``VmRSS`` / ``VmHWM`` (peak) of this process in KiB from /proc (Linux), else None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
     return None
 
 
