@@ -26,7 +26,7 @@ setup(
         "tensorboard>=2.12",
     ],
     extras_require={
-        "metrics": ["museval>=0.4", "pesq>=0.0.4", "pystoi>=0.3"],
+        "metrics": ["museval>=0.4", "pesq>=0.0.4", "pystoi>=0.3", "scipy>=1.6"],  # scipy: bsseval's CPU FFT
         "mamba": ["mambapy>=1.2"],
         "test": ["pytest>=7", "museval>=0.4", "pesq>=0.0.4", "pystoi>=0.3"],
     },

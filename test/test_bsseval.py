@@ -43,10 +43,14 @@ def test_fast_size_and_lag_correlations():
     import torch
 
     r = lag_correlations(torch.as_tensor(x), torch.as_tensor(y), 5, block=64).numpy()
+    # several chunks of blocks, the last one ragged, and a sequence of xs
+    r2, r3 = lag_correlations([torch.as_tensor(x), torch.as_tensor(x[:1])], torch.as_tensor(y), 5, block=60, chunk=3)
     for k in range(-4, 5):
         direct = [[sum(x[a, t + k] * y[b, t] for t in range(max(0, -k), min(1000, 1000 - k))) for b in range(2)]
                   for a in range(3)]
         np.testing.assert_allclose(r[:, :, k + 4], direct, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(r2[:, :, k + 4], direct, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(r3[:, :, k + 4], direct[:1], rtol=1e-10, atol=1e-9)
 
 
 RANDOM_CASES = [  # nsrc, nchan, n, win, silent stretch
@@ -78,6 +82,33 @@ def test_random_tracks_equal_museval(nsrc, nchan, n, win, silence):
     assert_equal_frames(ours, theirs)
     if silence is not None:
         assert np.isnan(ours["SDR"]).any()
+
+
+def test_torch_fft_path_and_frame_batches_equal_museval(monkeypatch):
+    """The path the GPU takes (torch's FFT, several frames at once), here on the CPU: without
+    scipy, with batches of frames that do not divide the frame count."""
+    import banda.bsseval as B
+
+    rng = np.random.default_rng(21)
+    refs = rng.standard_normal((3, 2, 11000))
+    ests = refs + 0.3 * rng.standard_normal(refs.shape) + 0.2 * np.roll(refs, 2, axis=-1)
+    refs[1, :, 4000:6500] = 0
+    monkeypatch.setattr(B, "_scipy_fft", lambda: None)
+    theirs = museval_frames(refs, ests, 1000, 1000)
+    for frame_batch in (1, 3, 32):
+        assert_equal_frames(bss_eval_images_v4(refs, ests, 1000, 1000, frame_batch=frame_batch), theirs)
+
+
+def test_channels_cancelling_is_silence_as_museval():
+    """museval calls a source silent where its channel *sum* is 0 at every sample: channels
+    that cancel count too."""
+    rng = np.random.default_rng(8)
+    refs = rng.standard_normal((2, 2, 6000))
+    ests = refs + 0.3 * rng.standard_normal(refs.shape)
+    refs[0, 1, 2000:4000] = -refs[0, 0, 2000:4000]
+    ours, theirs = bss_eval_images_v4(refs, ests, 1000, 1000), museval_frames(refs, ests, 1000, 1000)
+    assert np.isnan(ours["SDR"][:, 2:4]).all() and not np.isnan(ours["SDR"][:, :2]).any()
+    assert_equal_frames(ours, theirs)
 
 
 def test_hop_shorter_than_window_equals_museval():
