@@ -4,6 +4,7 @@ discriminator against the same step built from the ``encodec`` package's (0.1.1)
 
     python test/bench/bench_codec.py [--device cpu|cuda] [--modes 1ch,32ch] [--steps 3] [--warmup 1] [--amp off,bf16]
     OMP_NUM_THREADS=2 tools/venv/bin/python test/bench/bench_codec.py --device cpu --steps 2   # CPU run
+    ... --no-memory (timed steps only) | --memory-only (each contender's peak memory only)
 
 The modes are the EigenScape recipe's configs (``egs/eigenscape/codec1/conf/train_1ch.yaml``:
 1 s x batch 32, one channel; ``train_32ch.yaml``: 1 s x batch 4, 32 channels; 24 kHz; SEANet
@@ -170,6 +171,7 @@ def main(argv=None):
     p.add_argument("--amp", default="off", help="comma list of off, bf16")
     p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma list of {', '.join(CONTENDERS)}")
     p.add_argument("--no-memory", action="store_true", help="time only (no child processes measuring memory)")
+    p.add_argument("--memory-only", action="store_true", help="peak memory only (no timed steps)")
     p.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -203,7 +205,8 @@ def main(argv=None):
             log(f"{mode} {AMP_NAMES[amp]}: {', '.join(names)}, {batch} x {seconds} s x {cfg['channels']} ch on "
                 f"{args.device}, {args.warmup} + {args.steps} steps each, interleaved ...")
             makers = {name: (lambda name=name: make_step(name, mode, amp, args)) for name in names}
-            res = time_interleaved(makers, args.steps, args.warmup, device, units=batch * seconds)
+            res = ({name: {} for name in names} if args.memory_only
+                   else time_interleaved(makers, args.steps, args.warmup, device, units=batch * seconds))
             if not args.no_memory:
                 for name in names:
                     if "error" not in res[name]:
