@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .audio import audio_info, read_audio
-from .datadir import MIX, read_scp, stem_names
+from .datadir import ABSENT, MIX, read_scp, stem_names
 from .errors import DataError
 
 
@@ -44,15 +44,20 @@ class _StemTable:
         missing = [i for i in self.ids if i not in self.lengths]
         if missing:
             raise DataError(f"{self.data_dir}/utt2num_samples: no length for {missing[0]!r} (run validate)")
-        first = audio_info(self.paths[self.stems[0]][self.ids[0]])
+        first_path = next((self.paths[s][i] for s in self.stems + list(self.paths) for i in self.ids
+                           if self.paths[s][i] != ABSENT), None)
+        if first_path is None:
+            raise DataError(f"{self.data_dir}: every stem asked for ({', '.join(self.stems)}) is absent ('-') from every track")
+        first = audio_info(first_path)
         if first.sample_rate != sample_rate:
-            raise DataError(
-                f"{self.paths[self.stems[0]][self.ids[0]]}: sample rate {first.sample_rate} Hz, config says {sample_rate} Hz"
-            )
+            raise DataError(f"{first_path}: sample rate {first.sample_rate} Hz, config says {sample_rate} Hz")
 
     def read(self, name: str, track: str, start: int, frames: int) -> np.ndarray:
-        """``(channels, frames)`` from ``start``; zero-padded past the end of the file."""
+        """``(channels, frames)`` from ``start``; zero-padded past the end of the file; silence
+        where the track has no such stem (``-`` in its scp)."""
         path = self.paths[name][track]
+        if path == ABSENT:
+            return np.zeros((self.channels, frames), dtype=np.float32)
         audio, rate = read_audio(path, start=start, frames=frames, channels=self.channels, allow_empty=True)
         if rate != self.sample_rate:  # only the first file is checked up front
             raise DataError(f"{path}: sample rate {rate} Hz, config says {self.sample_rate} Hz")

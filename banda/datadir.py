@@ -3,7 +3,9 @@
 A data dir ``data/<set>/`` holds, each sorted by id under ``LC_ALL=C`` (byte order):
 
 - ``mix.scp``: ``<id> <path of the mixture>``
-- ``<stem>.scp``: ``<id> <path of that stem>`` for every stem (``vocals.scp``, ...)
+- ``<stem>.scp``: ``<id> <path of that stem>`` for every stem (``vocals.scp``, ...); ``-``
+  instead of a path where the track has no such stem (corpora whose songs have different
+  instruments, e.g. MoisesDB): it reads as silence
 - ``utt2num_samples``: ``<id> <number of samples per channel>``
 
 Ids contain no whitespace; a path is the rest of the line, so it may contain spaces.
@@ -28,6 +30,7 @@ from .fileio import check_output_dir, write_text
 PathLike = Union[str, os.PathLike]
 MIX = "mix"
 NUM_SAMPLES = "utt2num_samples"
+ABSENT = "-"  #: a stem's scp value where the track has no such stem
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +158,8 @@ def validate_data_dir(data_dir: PathLike, check_audio: bool = True, sample_rate:
     scps = [name for name in tables if name.endswith(".scp")]  # mix.scp first, then the stems
     for name in scps:
         for key, value in tables[name].items():
+            if value == ABSENT and name != f"{MIX}.scp":
+                continue
             if not Path(value).is_file():
                 raise DataError(f"{data_dir / name}: id {key!r}: no such file {value}")
     warnings: List[str] = []
@@ -187,8 +192,10 @@ def validate_data_dir(data_dir: PathLike, check_audio: bool = True, sample_rate:
             raise DataError(f"{data_dir / mix_name}: id {key!r}: {tables[mix_name][key]} has sample rate "
                             f"{mix.sample_rate} Hz, expected {sample_rate} Hz")
         for name in scps[1:]:
-            stem = info(name, key)
             path = tables[name][key]
+            if path == ABSENT:
+                continue
+            stem = info(name, key)
             if stem.sample_rate != mix.sample_rate:
                 raise DataError(
                     f"{data_dir / name}: id {key!r}: {path} has sample rate {stem.sample_rate}, "

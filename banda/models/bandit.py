@@ -156,6 +156,47 @@ class MaskDecoder(nn.Module):
         return torch.view_as_complex(mask.contiguous()) if self.parts == 2 else mask[..., 0]
 
 
+def build_band_split_core(module: nn.Module, *, in_channels: int, sample_rate: int, n_fft: int, hop_length: int,
+                          bands: str, n_bands: Optional[int], band_params: Optional[Dict[str, Any]], stereo: str,
+                          dim: int, tf_block: str, n_layers: int, hidden: int, heads: int, head_dim: int,
+                          dropout: float, mask_combine: str, checkpointing: bool,
+                          tf_params: Optional[Dict[str, Any]]):
+    """The parts every band-split separator shares, set on ``module`` under the names their
+    checkpoints use: ``stft``, ``layout``, ``band_split`` and ``tf_model`` (and ``in_channels``,
+    ``sample_rate``, ``stereo``). Returns the masks' combination ``weights`` ``(bands, freq)``
+    and the channels each band's features hold (for the mask decoders)."""
+    if stereo not in ("joint", "per_channel"):
+        raise ConfigError(f"model.params.stereo must be 'joint' or 'per_channel', not {stereo!r}")
+    if mask_combine not in MASK_COMBINE:
+        raise ConfigError(f"model.params.mask_combine must be one of {MASK_COMBINE}, not {mask_combine!r}")
+    module.in_channels = in_channels
+    module.sample_rate = sample_rate
+    module.stereo = stereo
+    module.stft = STFT(n_fft, hop_length)
+    layout = band_layout(bands, sample_rate, n_fft, n_bands, band_params)
+    module.layout = layout
+    weights = torch.from_numpy(layout.weights)
+    if mask_combine == "mean":
+        # Plain mean of the masks covering a bin, whatever the filterbank's shape.
+        weights = (weights > 0).to(weights.dtype)
+    if mask_combine != "sum":
+        # Rectangular banks: normalised weights equal the mean of the covering masks.
+        weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-8)
+    feat_channels = in_channels if stereo == "joint" else 1
+    module.band_split = BandSplit(layout.ranges, feat_channels, dim)
+    block = TF_BLOCKS.get(tf_block)
+    extra = dict(tf_params or {})
+    common = {"dim", "n_layers", "hidden", "dropout", "checkpointing", "heads", "head_dim"} & set(extra)
+    if common:
+        raise ConfigError(f"model.params.tf_params.{sorted(common)[0]}: set it in model.params, not in tf_params")
+    if "heads" in inspect.signature(block).parameters:
+        extra.update(heads=heads, head_dim=head_dim)
+    block_params = check_params(block, dict(extra, dim=dim, n_layers=n_layers, hidden=hidden, dropout=dropout,
+                                            checkpointing=checkpointing), "model.params.tf_params")
+    module.tf_model = block(**block_params)
+    return weights, feat_channels
+
+
 @MODELS.register("bandit")
 class Bandit(nn.Module):
     """Band-split RNN separator (BSRNN/Bandit family) with fixed stems.
@@ -212,10 +253,6 @@ class Bandit(nn.Module):
         decoder_subset: Optional[int] = None,
     ):
         super().__init__()
-        if stereo not in ("joint", "per_channel"):
-            raise ConfigError(f"model.params.stereo must be 'joint' or 'per_channel', not {stereo!r}")
-        if mask_combine not in MASK_COMBINE:
-            raise ConfigError(f"model.params.mask_combine must be one of {MASK_COMBINE}, not {mask_combine!r}")
         self.stems = list(stems)
         if len(set(self.stems)) != len(self.stems) or not self.stems:
             raise ConfigError(f"stems must be distinct and at least one, got {self.stems}")
@@ -223,31 +260,12 @@ class Bandit(nn.Module):
             raise ConfigError(f"model.params.decoder_subset must be null or 1..{len(self.stems)} (the number of stems), "
                               f"not {decoder_subset!r}")
         self.decoder_subset = decoder_subset
-        self.in_channels = in_channels
-        self.sample_rate = sample_rate
-        self.stereo = stereo
-        self.stft = STFT(n_fft, hop_length)
-        layout = band_layout(bands, sample_rate, n_fft, n_bands, band_params)
-        self.layout = layout
-        weights = torch.from_numpy(layout.weights)
-        if mask_combine == "mean":
-            # Plain mean of the masks covering a bin, whatever the filterbank's shape.
-            weights = (weights > 0).to(weights.dtype)
-        if mask_combine != "sum":
-            # Rectangular banks: normalised weights equal the mean of the covering masks.
-            weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-8)
-        feat_channels = in_channels if stereo == "joint" else 1
-        self.band_split = BandSplit(layout.ranges, feat_channels, dim)
-        block = TF_BLOCKS.get(tf_block)
-        extra = dict(tf_params or {})
-        common = {"dim", "n_layers", "hidden", "dropout", "checkpointing", "heads", "head_dim"} & set(extra)
-        if common:
-            raise ConfigError(f"model.params.tf_params.{sorted(common)[0]}: set it in model.params, not in tf_params")
-        if "heads" in inspect.signature(block).parameters:
-            extra.update(heads=heads, head_dim=head_dim)
-        block_params = check_params(block, dict(extra, dim=dim, n_layers=n_layers, hidden=hidden, dropout=dropout,
-                                                checkpointing=checkpointing), "model.params.tf_params")
-        self.tf_model = block(**block_params)
+        weights, feat_channels = build_band_split_core(
+            self, in_channels=in_channels, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, bands=bands,
+            n_bands=n_bands, band_params=band_params, stereo=stereo, dim=dim, tf_block=tf_block, n_layers=n_layers,
+            hidden=hidden, heads=heads, head_dim=head_dim, dropout=dropout, mask_combine=mask_combine,
+            checkpointing=checkpointing, tf_params=tf_params)
+        layout = self.layout
         self.decoders = nn.ModuleDict(
             {stem: MaskDecoder(layout.ranges, weights, feat_channels, dim, mask_hidden, complex_mask, layout.tiling)
              for stem in self.stems}

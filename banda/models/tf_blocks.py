@@ -13,6 +13,8 @@ x time is never flattened into one sequence. All blocks share the constructor ar
 - ``mamba``: bidirectional Mamba (forward scan + scan of the reversed sequence,
   ``bidirectional_merge`` ``sum`` or ``concat`` -> Linear), ``d_state``, ``d_conv``, ``expand``.
 """
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -58,9 +60,11 @@ class _AlternatingTF(nn.Module):
             return torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
         return layer(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+        """``(batch, bands, time, dim)`` -> the same, through the pass pairs ``start:stop`` (all by
+        default; a model conditioning between them runs the halves separately)."""
         b, k, t, d = x.shape
-        for time_pass, band_pass in zip(self.time_passes, self.band_passes):
+        for time_pass, band_pass in zip(self.time_passes[start:stop], self.band_passes[start:stop]):
             x = self._run(time_pass, x.reshape(b * k, t, d)).reshape(b, k, t, d)
             x = x.transpose(1, 2).reshape(b * t, k, d)
             x = self._run(band_pass, x).reshape(b, t, k, d).transpose(1, 2)
