@@ -183,10 +183,11 @@ def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
                    help=f"{note}mixed precision for the model on CUDA (default off; STFTs stay float32)")
 
 
-def separator_from_args(args):
+def separator_from_args(args, queries=None):
     """A :class:`~banda.inference.Separator` for ``args.model`` from the options of
-    :func:`add_separator_options` (checked before the model is loaded)."""
+    :func:`add_separator_options` (checked before the model is loaded); ``queries``
+    (:class:`~banda.inference.QuerySpecs`) for a query model."""
     from .inference import build_separator
 
     return build_separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
-                           batch_size=args.batch_size, amp=args.amp, progress=not args.no_progress)
+                           batch_size=args.batch_size, amp=args.amp, progress=not args.no_progress, queries=queries)

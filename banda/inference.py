@@ -176,15 +176,103 @@ def check_separator_options(segment: float, overlap: float, batch_size: Optional
 
 
 def build_separator(model_path, device: Optional[str] = None, segment: float = 6.0, overlap: float = 0.25,
-                    batch_size: Optional[int] = None, amp: str = "off", progress: bool = True) -> "Separator":
+                    batch_size: Optional[int] = None, amp: str = "off", progress: bool = True,
+                    queries: Optional["QuerySpecs"] = None) -> "Separator":
     """Check the options, then load the model at ``model_path`` (archive, exp dir or Open-Unmix
-    folder) into a :class:`Separator`; ``batch_size`` defaults to :data:`CUDA_BATCH_SIZE` on CUDA, 1 on CPU."""
+    folder) into a :class:`Separator`; ``batch_size`` defaults to :data:`CUDA_BATCH_SIZE` on CUDA, 1 on CPU.
+    A query model (Banquet) needs ``queries``: it separates one stem per query (:class:`QueryBound`)."""
     from .models import load_model
 
     device = check_separator_options(segment, overlap, batch_size, device)
     batch_size = batch_size or (CUDA_BATCH_SIZE if device.startswith("cuda") else 1)
-    return Separator(load_model(model_path), device=device, segment=segment, overlap=overlap,
+    model = load_model(model_path)
+    if is_query_model(model):
+        if not queries or not queries.any():
+            raise BandaError(f"{model_path}: a query model separates what a query names: give --query CLIP, "
+                             f"--query-label LABEL or --query-embedding FILE.npy")
+        model = QueryBound(model, queries.embeddings(model))
+    elif queries is not None and queries.any():
+        raise BandaError(f"{model_path}: not a query model (it separates {', '.join(getattr(model, 'stems', ['?']))}); "
+                         "--query, --query-label and --query-embedding are for query models")
+    return Separator(model, device=device, segment=segment, overlap=overlap,
                      batch_size=batch_size, amp=amp, progress=progress)
+
+
+def is_query_model(model: torch.nn.Module) -> bool:
+    """A model that separates what a query names (``embed_query`` and ``separate_many``)."""
+    return callable(getattr(model, "embed_query", None)) and callable(getattr(model, "separate_many", None))
+
+
+class QuerySpecs:
+    """The queries of a command line, each ``[NAME=]VALUE`` (the stem written is NAME, by
+    default the clip's or file's name, or the label): ``audio`` clips, ``labels`` (also
+    comma-separated) and ``embedding`` files (``.npy``, ``(query_dim,)``)."""
+
+    def __init__(self, audio: Sequence[str] = (), labels: Sequence[str] = (), embedding: Sequence[str] = ()):
+        self.items: List[Tuple[str, str, str]] = []  # (kind, name, value)
+        for kind, specs in (("audio", audio), ("label", labels), ("embedding", embedding)):
+            for spec in specs or ():
+                for part in (spec.split(",") if kind == "label" else [spec]):
+                    name, sep, value = part.strip().partition("=")
+                    if not sep:
+                        value = name
+                        name = value if kind == "label" else Path(value).stem
+                    if not name or not value:
+                        raise BandaError(f"--query{'' if kind == 'audio' else '-' + kind} {spec!r}: expected [NAME=]VALUE")
+                    self.items.append((kind, name, value))
+        names = [n for _, n, _ in self.items]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise BandaError(f"two queries are named {dup!r}: name them apart with NAME=VALUE")
+
+    def any(self) -> bool:
+        return bool(self.items)
+
+    @torch.no_grad()
+    def embeddings(self, model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+        """``{name: (query_dim,)}`` through ``model.embed_query`` (each clip read at the model's
+        rate and channel count)."""
+        from .audio import read_audio
+
+        out = {}
+        model.eval()
+        for kind, name, value in self.items:
+            try:
+                if kind == "audio":
+                    clip, _ = read_audio(value, sample_rate=int(model.sample_rate), channels=int(model.in_channels))
+                    emb = model.embed_query(torch.from_numpy(clip)[None], "audio")
+                elif kind == "label":
+                    emb = model.embed_query(model.label_index([value]), "label")
+                else:
+                    path = Path(value)
+                    if not path.is_file():
+                        raise BandaError(f"--query-embedding {value}: no such file")
+                    try:
+                        vec = np.load(path, allow_pickle=False)
+                    except (ValueError, OSError) as e:
+                        raise BandaError(f"--query-embedding {value}: not a .npy array ({e})") from None
+                    emb = model.embed_query(torch.as_tensor(np.asarray(vec, dtype=np.float32)).reshape(1, -1), "embedding")
+            except ValueError as e:  # the model's own words: unknown label, wrong kind or size
+                raise BandaError(f"query {name!r} ({kind} {value}): {e}") from None
+            out[name] = emb[0]
+        return out
+
+
+class QueryBound(torch.nn.Module):
+    """A query model with its queries fixed, as a separator of one stem per query:
+    ``(batch, channels, time)`` -> ``(batch, queries, channels, time)``. All queries share one
+    pass of the STFT, the band split and the TF passes before the FiLM."""
+
+    def __init__(self, model: torch.nn.Module, embeddings: Dict[str, torch.Tensor]):
+        super().__init__()
+        self.model = model
+        self.stems = list(embeddings)
+        self.register_buffer("embeddings", torch.stack(list(embeddings.values())), persistent=False)
+        self.sample_rate, self.in_channels = int(model.sample_rate), int(model.in_channels)
+        self.stft = model.stft  # the segment check reads its window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.separate_many(x, [e.expand(x.shape[0], -1) for e in self.embeddings])
 
 
 class Reconstruction(torch.nn.Module):

@@ -4,6 +4,7 @@
     banda-separate -m model_pack.pth 'music/*.mp3' --stems vocals --format flac --bit-depth 24
     banda-separate -m exp/bandit --scp data/test/mix.scp -o exp/bandit/separated/test
     banda-separate -m exp/bandit song.wav --two-stems vocals       # vocals.wav + no_vocals.wav
+    banda-separate -m exp/banquet song.wav --query guitar=clip.wav --query-label bass,drums
 
 Inputs are files, folders (searched recursively for audio) or globs. Each track is written
 to ``OUT/{track}/{stem}.{ext}`` (``--filename`` changes the pattern; a track is named after
@@ -11,6 +12,12 @@ its file, or after its folder when the file is called ``mixture``; a folder that
 ``mixture.*`` files, the MUSDB layout with reference stems beside each mixture, contributes
 only those). Long files are read and written in segments, so memory does not grow with
 their length; outputs keep the input's sample rate, channel count and exact length.
+
+A query model (Banquet) writes one stem per query: ``--query [NAME=]CLIP`` (an audio clip of
+the wanted instrument), ``--query-label [NAME=]LABEL`` (a label model's class, comma-separated
+for several) or ``--query-embedding [NAME=]FILE.npy`` (a vector); NAME defaults to the clip's
+or file's name, or the label. All queries of a call share one pass of the band split and the
+time-frequency stack before the query's conditioning.
 
 ``--two-stems STEM`` writes STEM and its complement ``no_STEM`` (everything else). With
 ``--complement mixture`` (the default) the complement is the mixture minus the stem, taken
@@ -47,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bit-depth", type=int, default=16, choices=[16, 24, 32], help="16/24-bit integer or 32-bit float (wav only)")
     p.add_argument("--clip", default="clamp", choices=["clamp", "none"],
                    help="integer formats: clamp samples outside [-1, 1] (counted and reported) or write as is")
+    p.add_argument("--query", action="append", metavar="[NAME=]CLIP", help="query model: a clip of the stem to separate (repeatable)")
+    p.add_argument("--query-label", action="append", metavar="[NAME=]LABEL", help="query model: a class label (comma list, repeatable)")
+    p.add_argument("--query-embedding", action="append", metavar="[NAME=]FILE", help="query model: a .npy query vector (repeatable)")
     add_separator_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--keep-going", action="store_true",
@@ -79,7 +89,9 @@ def _main(argv: Optional[List[str]]) -> int:
                 raise
             failed[track] = str(e)
     pairs = [(t, p) for t, p in pairs if t not in failed]
-    separator = separator_from_args(args)
+    from ..inference import QuerySpecs
+
+    separator = separator_from_args(args, QuerySpecs(args.query, args.query_label, args.query_embedding))
     complement = None
     if args.two_stems:
         if args.stems:

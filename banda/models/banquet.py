@@ -183,6 +183,8 @@ class Banquet(nn.Module):
     # ------------------------------------------------------------------ queries
     def label_index(self, names: Sequence[str]) -> torch.Tensor:
         """Class names -> ``(len(names),)`` indices into the label table."""
+        if self.query != "label":
+            raise ValueError(f"this model takes {self.query} queries (or embeddings), not labels")
         unknown = [n for n in names if n not in self.labels]
         if unknown:
             raise ValueError(f"unknown query label {unknown[0]!r}; this model knows: {', '.join(self.labels) or 'no labels'}")

@@ -1,0 +1,88 @@
+"""banda-separate with a query model (Banquet): audio clips, labels and embedding files as
+queries, one output per query, and the errors of a wrong or missing query."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from banda.bin.separate import main
+from banda.models import build_model, make_archive
+
+from conftest import error_line
+
+RATE = 8000
+BASE = dict(in_channels=2, sample_rate=RATE, n_fft=256, hop_length=64, bands="musical", n_bands=8, dim=16,
+            n_layers=2, hidden=16, mask_hidden=32, query_dim=12)
+ENCODER = {"name": "melconv", "params": {"n_fft": 256, "hop_length": 128, "n_mels": 16, "channels": [4, 8]}}
+
+
+def pack(path, **params):
+    torch.manual_seed(0)
+    params = dict(BASE, **params)
+    model = build_model("banquet", params)
+    torch.save(make_archive(model, "banquet", params), path)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qsep")
+    rng = np.random.default_rng(0)
+    sf.write(root / "song.wav", (0.1 * rng.standard_normal((RATE * 3 + 123, 2))).astype(np.float32), RATE, subtype="FLOAT")
+    sf.write(root / "clip.wav", (0.1 * rng.standard_normal((RATE * 2, 2))).astype(np.float32), RATE, subtype="FLOAT")
+    audio = pack(root / "audio.pth", query_encoder=ENCODER)
+    label = pack(root / "label.pth", query="label", labels=["bass", "drums", "guitar"])
+    with torch.no_grad():
+        clip = torch.from_numpy(sf.read(root / "clip.wav", dtype="float32")[0].T.copy())[None]
+        np.save(root / "emb.npy", audio.embed_query(clip)[0].numpy())
+    np.save(root / "short.npy", np.zeros(5, dtype=np.float32))
+    return root
+
+
+def run(*args):
+    return main([str(a) for a in args] + ["--no-progress"])
+
+
+def test_audio_and_embedding_queries_write_one_stem_each(files, tmp_path):
+    out = tmp_path / "out"
+    assert run("-m", files / "audio.pth", files / "song.wav", "-o", out, "--query", f"gtr={files / 'clip.wav'}",
+               "--query-embedding", files / "emb.npy", "--bit-depth", "32", "--segment", "1.0") == 0
+    gtr, rate = sf.read(out / "song" / "gtr.wav", always_2d=True)
+    emb, _ = sf.read(out / "song" / "emb.wav", always_2d=True)
+    assert rate == RATE and gtr.shape == (RATE * 3 + 123, 2)
+    np.testing.assert_allclose(gtr, emb, atol=1e-6)  # the clip and its stored embedding are the same query
+    assert np.abs(gtr).max() > 0
+
+
+def test_label_queries(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run("-m", files / "label.pth", files / "song.wav", "-o", out, "--query-label", "bass,drums") == 0
+    a, _ = sf.read(out / "song" / "bass.wav")
+    b, _ = sf.read(out / "song" / "drums.wav")
+    assert a.shape == b.shape and np.abs(a - b).max() > 0
+    capsys.readouterr()
+    assert run("-m", files / "label.pth", files / "song.wav", "-o", tmp_path / "o2", "--query-label", "piano") == 2
+    error_line(capsys.readouterr().err, "banda-separate", "piano", "bass, drums, guitar")
+    assert not (tmp_path / "o2" / "song").exists()
+
+
+@pytest.mark.parametrize("model,args,needles", [
+    ("audio.pth", [], ["--query CLIP"]),
+    ("audio.pth", ["--query-label", "bass"], ["not labels"]),
+    ("audio.pth", ["--query-embedding", "{root}/short.npy"], ["(batch, 12)"]),
+    ("audio.pth", ["--query-embedding", "{root}/nope.npy"], ["nope.npy: no such file"]),
+    ("audio.pth", ["--query", "{root}/clip.wav", "--query", "{root}/clip.wav"], ["two queries are named 'clip'"]),
+    ("label.pth", ["--query", "{root}/clip.wav"], ["not audio"]),
+])
+def test_query_errors(files, tmp_path, capsys, model, args, needles):
+    args = [a.format(root=files) for a in args]
+    assert run("-m", files / model, files / "song.wav", "-o", tmp_path / "o", *args) == 2
+    error_line(capsys.readouterr().err, "banda-separate", *needles)
+
+
+def test_query_for_a_fixed_stem_model_is_an_error(files, tmp_path, capsys):
+    params = dict(stems=["vocals"], in_channels=2, sample_rate=RATE, n_fft=256, hop_length=64, bands="musical",
+                  n_bands=8, dim=16, n_layers=1, hidden=16, mask_hidden=32)
+    torch.save(make_archive(build_model("bandit", params), "bandit", params), tmp_path / "bandit.pth")
+    assert run("-m", tmp_path / "bandit.pth", files / "song.wav", "-o", tmp_path / "o", "--query-label", "bass") == 2
+    error_line(capsys.readouterr().err, "banda-separate", "not a query model", "vocals")
