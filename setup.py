@@ -46,6 +46,7 @@ setup(
             "banda-synth-scenes=banda.bin.synth_scenes:main",
             "banda-pack=banda.bin.pack:main",
             "banda-results=banda.bin.results:main",
+            "banda-query-eval=banda.bin.query_eval:main",
             "banda-data-dir=banda.bin.data_dir:main",
             "banda-remix=banda.bin.remix:main",
         ]

@@ -86,3 +86,47 @@ def test_query_for_a_fixed_stem_model_is_an_error(files, tmp_path, capsys):
     torch.save(make_archive(build_model("bandit", params), "bandit", params), tmp_path / "bandit.pth")
     assert run("-m", tmp_path / "bandit.pth", files / "song.wav", "-o", tmp_path / "o", "--query-label", "bass") == 2
     error_line(capsys.readouterr().err, "banda-separate", "not a query model", "vocals")
+
+
+def test_query_plan_never_queries_a_track_with_itself(tmp_path):
+    from banda.query_eval import query_plan
+    from test_query_data import LAYOUT, make_dir
+
+    d = make_dir(tmp_path)
+    plan = query_plan(d, ["bass", "drums", "guitar", "vocals"])
+    assert {(t, s) for t, s, *_ in plan} == {(t, s) for t, have in LAYOUT.items() for s in have if s != "piano"}
+    for track, stem, match, other_stem, other_track in plan:
+        assert match != track and stem in LAYOUT[match]
+        assert other_stem != stem and other_track != track and other_stem in LAYOUT[other_track]
+    assert ("t0", "guitar", "t2", "vocals", "t1") in plan  # the next track that has it, the next stem type
+
+
+def test_query_eval_scores_matching_and_mismatched_queries(files, tmp_path, capsys):
+    from banda.bin.query_eval import main as query_eval
+    from banda.metrics import si_sdr
+    from test_query_data import RATE as DATA_RATE, make_dir
+
+    d = make_dir(tmp_path)
+    params = dict(BASE, sample_rate=DATA_RATE, query_encoder=ENCODER)
+    torch.manual_seed(0)
+    torch.save(make_archive(build_model("banquet", params), "banquet", params), tmp_path / "m.pth")
+    out = tmp_path / "scores"
+    assert query_eval(["-m", str(tmp_path / "m.pth"), "--data", str(d), "-o", str(out), "--stems", "bass,drums,vocals",
+                       "--query-seconds", "1", "--segment", "1", "--no-progress"]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(out / "long.csv")))
+    got = {(r["track"], r["stem"], r["metric"]): float(r["value"]) for r in rows}
+    assert ("t3", "bass", "si_sdr") not in got and ("t3", "vocals", "si_sdr") in got  # t3 has no bass
+    for (t, s, m), v in got.items():
+        if m == "query_margin":
+            assert abs(v - (got[(t, s, "si_sdr")] - got[(t, s, "si_sdr_mismatched")])) < 1e-9
+    mix = sf.read(tmp_path / "t1_mix.wav", dtype="float32")[0].T
+    ref = sf.read(tmp_path / "t1_drums.wav", dtype="float32")[0].T
+    assert abs(got[("t1", "drums", "input_si_sdr")] - si_sdr(ref, mix)) < 1e-6
+    summary = {(r["stem"], r["metric"]) for r in csv.DictReader(open(out / "summary.csv"))}
+    assert {("vocals", "si_sdri"), ("vocals", "sdri"), ("bass", "query_margin"), ("drums", "collapsed")} <= summary
+    capsys.readouterr()
+    assert query_eval(["-m", str(tmp_path / "m.pth"), "--data", str(d), "-o", str(tmp_path / "o2"), "--stems", "piano"]) == 2
+    error_line(capsys.readouterr().err, "banda-query-eval", "piano", "only in track 't2'")
+    assert not (tmp_path / "o2").exists()
