@@ -35,7 +35,7 @@ PROG = "data_dir"
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog=PROG,
-        description="Validate, subset, split and combine Kaldi-style data directories.",
+        description="Validate, subset, split and combine Kaldi-style data directories; find query windows.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("combine", help="merge data dirs with the same stems and distinct ids")
     p.add_argument("dst", metavar="DST")
     p.add_argument("srcs", nargs="+", metavar="SRC")
+
+    p = sub.add_parser("query-offsets", help="write DIR/utt2query_offsets: each stem file's most onset-dense "
+                                             "window, where query clips start (query-based separation)")
+    p.add_argument("data_dir", metavar="DIR")
+    p.add_argument("--seconds", type=float, default=10.0, help="query clip length (default: %(default)s)")
     return parser
 
 
@@ -94,6 +99,14 @@ def _main(argv: Optional[List[str]] = None) -> int:
     elif args.command == "combine":
         dst = combine_data_dirs(args.dst, args.srcs)
         print(f"{dst}: {_num_ids(dst)} ids from {len(args.srcs)} data dirs")
+    elif args.command == "query-offsets":
+        from ..query_data import write_query_offsets
+
+        if not args.seconds > 0:
+            raise DataError(f"--seconds must be > 0, not {args.seconds}")
+        validate_data_dir(args.data_dir, check_audio=False)
+        out = write_query_offsets(args.data_dir, seconds=args.seconds)
+        print(f"{out}: the {args.seconds:g}-s query window of every stem file")
     return 0
 
 

@@ -82,10 +82,11 @@ stage_validate() {
     done
 }
 
-# stage_train [extra banda-train options...]: stage 3 (also writes exp/<tag>/run.sh, which re-runs it all)
+# stage_train [extra banda-train options...]: stage ${train_stage} (3 unless the task script sets it; also
+# writes exp/<tag>/run.sh, which re-runs it all)
 stage_train() {
-    run_stage 3 || return 0
-    log "Stage 3: training -> ${expdir} (log: ${expdir}/train.log, TensorBoard: ${expdir}/tensorboard)"
+    run_stage "${train_stage:-3}" || return 0
+    log "Stage ${train_stage:-3}: training -> ${expdir} (log: ${expdir}/train.log, TensorBoard: ${expdir}/tensorboard)"
     mkdir -p "${expdir}"
     {
         echo "#!/usr/bin/env bash"
