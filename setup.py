@@ -38,6 +38,7 @@ setup(
             "banda-prepare-musdb=banda.bin.prepare_musdb:main",
             "banda-prepare-dnr=banda.bin.prepare_dnr:main",
             "banda-prepare-medleydb=banda.bin.prepare_medleydb:main",
+            "banda-prepare-moisesdb=banda.bin.prepare_moisesdb:main",
             "banda-prepare-polsess=banda.bin.prepare_polsess:main",
             "banda-prepare-librimix=banda.bin.prepare_librimix:main",
             "banda-prepare-eigenscape=banda.bin.prepare_eigenscape:main",

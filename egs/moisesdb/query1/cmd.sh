@@ -1,0 +1,1 @@
+../../TEMPLATE/query1/cmd.sh
