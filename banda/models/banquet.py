@@ -13,6 +13,7 @@ Queries, by ``query``, the kind the model is trained with:
 
 - ``audio``: a clip of the wanted instrument ``(batch, channels, time)`` at the model's rate,
   through a query encoder from :data:`QUERY_ENCODERS` (``melconv``: a trainable log-mel CNN;
+  ``melstats``: an MLP on each mel band's mean and spread;
   a pretrained tagger registered there plugs into the same slot, its weights loaded from a
   local file with ``torch.load(weights_only=True)`` and frozen with ``freeze_query_encoder``);
 - ``embedding``: the vector itself ``(batch, query_dim)``, e.g. precomputed (an audio model
@@ -70,10 +71,38 @@ class MelConvQueryEncoder(nn.Module):
         return self.proj(h.mean(dim=(2, 3)))
 
 
+@QUERY_ENCODERS.register("melstats")
+class MelStatsQueryEncoder(nn.Module):
+    """Query clip -> embedding from its timbre: mono log-mel spectrogram -> each mel band's
+    mean and standard deviation over the frames -> LayerNorm -> MLP (``hidden``, ReLU) ->
+    ``out_dim``. ``(batch, channels, time)`` -> ``(batch, out_dim)``. Small and quick to train:
+    for stems that differ in their spectra (the mini recipe's)."""
+
+    def __init__(self, out_dim: int, sample_rate: int, n_fft: int = 2048, hop_length: int = 512, n_mels: int = 64,
+                 hidden: int = 256):
+        super().__init__()
+        from torchaudio.functional import melscale_fbanks
+
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        fb = melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate, norm="slaney", mel_scale="slaney")
+        self.register_buffer("mel", fb, persistent=False)  # (freq, n_mels)
+        self.net = nn.Sequential(nn.LayerNorm(2 * n_mels), nn.Linear(2 * n_mels, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = audio.float().mean(1)
+        if x.shape[-1] < self.n_fft:
+            x = nn.functional.pad(x, (0, self.n_fft - x.shape[-1]))
+        spec = torch.stft(x, self.n_fft, self.hop_length, window=self.window, return_complex=True).abs().square()
+        logmel = torch.log(torch.einsum("bft,fm->bmt", spec, self.mel) + 1e-6)  # (batch, mels, frames)
+        return self.net(torch.cat([logmel.mean(-1), logmel.std(-1, unbiased=False)], dim=-1))
+
+
 class FiLM(nn.Module):
     """GroupNorm over the features, then ``γ(q) · x + β(q)``, broadcast over bands and frames;
     ``γ`` and ``β`` from small MLPs of the query embedding. ``x (batch, bands, frames, dim)``,
-    ``q (batch, query_dim)``."""
+    ``q (batch, query_dim)``. ``γ``'s last layer starts with bias 1, so an untrained FiLM passes
+    the normalised features on (scaled by about 1) rather than close to zero."""
 
     def __init__(self, dim: int, query_dim: int, hidden: int, groups: int):
         super().__init__()
@@ -82,6 +111,7 @@ class FiLM(nn.Module):
         self.norm = nn.GroupNorm(groups, dim)
         self.gamma = nn.Sequential(nn.Linear(query_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         self.beta = nn.Sequential(nn.Linear(query_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        nn.init.ones_(self.gamma[-1].bias)
 
     def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         h = self.norm(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # normalised over (dim groups, bands, frames)
