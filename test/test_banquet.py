@@ -130,3 +130,21 @@ def test_initialised_from_a_bandit_and_frozen():
     model(torch.randn(1, 2, 4000), torch.randn(1, 2, 3000)).square().mean().backward()
     assert all(p.grad is None for n, p in model.named_parameters() if not p.requires_grad)
     assert model.decoder.mlps[0][1].weight.grad is not None and model.film.gamma[0].weight.grad is not None
+
+
+def test_melstats_encoder_tells_timbres_apart_and_film_starts_near_identity():
+    model = banquet(query_encoder={"name": "melstats", "params": {"n_fft": 256, "hop_length": 128, "n_mels": 16,
+                                                                   "hidden": 8}})
+    t = torch.arange(8000) / 16000
+    low = torch.sin(2 * torch.pi * 80 * t).expand(1, 2, -1)
+    high = torch.sin(2 * torch.pi * 3000 * t).expand(1, 2, -1)
+    with torch.no_grad():
+        a, b = model.embed_query(low), model.embed_query(high)
+        assert a.shape == (1, 12) and (a - b).abs().max() > 1e-3
+        assert torch.allclose(model.embed_query(low.mean(1, keepdim=True).expand(1, 2, -1)), a)
+    film = FiLM(dim=8, query_dim=5, hidden=7, groups=1)
+    torch.nn.init.zeros_(film.gamma[-1].weight)
+    torch.nn.init.zeros_(film.beta[-1].weight)
+    torch.nn.init.zeros_(film.beta[-1].bias)
+    x = torch.randn(2, 3, 4, 8)
+    torch.testing.assert_close(film(x, torch.randn(2, 5)), film.norm(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
