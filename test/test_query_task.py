@@ -81,3 +81,16 @@ def test_validation_metrics_per_stem(data):
 def test_config_errors(data, args, match):
     with pytest.raises(ConfigError, match=match):
         config(data, TINY, *args)
+
+
+def test_query_class_loss(data, tmp_path):
+    cfg = config(data, TINY, "--query_class_weight", "0.5")
+    assert cfg["model"]["params"]["query_classes"] == 3
+    exp = tmp_path / "exp"
+    Trainer(cfg, exp).fit()
+    net = load_model(exp / "averaged.pth")
+    with torch.no_grad():
+        est, logits = net(torch.randn(2, 2, RATE), torch.randn(2, 2, RATE), None, True)
+    assert est.shape == (2, 1, 2, RATE) and logits.shape == (2, 3)
+    with pytest.raises(ConfigError, match="only for audio queries"):
+        config(data, TINY_LABEL, "--query_class_weight", "1")

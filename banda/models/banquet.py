@@ -134,6 +134,9 @@ class Banquet(nn.Module):
         film_hidden, film_groups: the γ/β MLPs' width and the GroupNorm's groups.
         freeze_core: keep the band split and TF stack fixed (e.g. as initialised from a Bandit).
         freeze_query_encoder: keep the query encoder fixed (a pretrained one).
+        query_classes: with ``N > 0``, a linear classifier of the embedding into ``N`` stem types
+            (:meth:`classify_query`), for a training loss that makes a trainable encoder tell
+            the stem types apart (what a pretrained tagger brings); unused at inference.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class Banquet(nn.Module):
         film_groups: int = 1,
         freeze_core: bool = False,
         freeze_query_encoder: bool = False,
+        query_classes: int = 0,
     ):
         super().__init__()
         if query not in QUERY_KINDS:
@@ -204,6 +208,10 @@ class Banquet(nn.Module):
             raise ConfigError(f"model.params.query_encoder: only for query 'audio' (this model's query is {query!r})")
         if query == "label":
             self.label_table = nn.Embedding(len(self.labels), query_dim)
+        if query_classes < 0:
+            raise ConfigError(f"model.params.query_classes must be >= 0, not {query_classes}")
+        if query_classes:
+            self.query_classifier = nn.Linear(query_dim, query_classes)
         self.freeze_core, self.freeze_query_encoder = freeze_core, freeze_query_encoder
         frozen = ([self.band_split, self.tf_model] if freeze_core else []) + \
             ([self.query_encoder] if freeze_query_encoder and query == "audio" else [])
@@ -239,10 +247,21 @@ class Banquet(nn.Module):
             return self.label_table(query.long().reshape(-1))
         raise ValueError(f"query kind must be one of {QUERY_KINDS}, not {kind!r}")
 
+    def classify_query(self, embedding: torch.Tensor) -> torch.Tensor:
+        """``(batch, query_dim)`` -> stem-type logits ``(batch, query_classes)``."""
+        if not hasattr(self, "query_classifier"):
+            raise ValueError("this model has no query classifier (model.params.query_classes is 0)")
+        return self.query_classifier(embedding)
+
     # ------------------------------------------------------------------ separation
-    def forward(self, mixture: torch.Tensor, query: torch.Tensor, query_kind: Optional[str] = None) -> torch.Tensor:
-        """``(batch, channels, time)`` and a query of the batch -> ``(batch, 1, channels, time)``."""
-        return self.separate_many(mixture, [self.embed_query(query, query_kind)])[:, :1]
+    def forward(self, mixture: torch.Tensor, query: torch.Tensor, query_kind: Optional[str] = None,
+                with_query_logits: bool = False):
+        """``(batch, channels, time)`` and a query of the batch -> ``(batch, 1, channels, time)``;
+        with ``with_query_logits`` also the query's stem-type logits (:meth:`classify_query`),
+        in the one forward pass that data parallelism sees."""
+        embedding = self.embed_query(query, query_kind)
+        estimate = self.separate_many(mixture, [embedding])
+        return (estimate, self.classify_query(embedding)) if with_query_logits else estimate
 
     def separate_many(self, mixture: torch.Tensor, embeddings: List[torch.Tensor]) -> torch.Tensor:
         """One mixture, several query embeddings (each ``(batch, query_dim)``) ->

@@ -31,6 +31,7 @@ QUERY_RULES = dict(
         "data.absent_prob": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
         "data.shift_seconds": ("a number >= 0", lambda v: v >= 0),
         "data.valid_max_items": ("an integer >= 0 (0 or null: all items)", lambda v: v >= 0),
+        "query_class_weight": ("a number >= 0", lambda v: v >= 0),
     })
 
 
@@ -62,6 +63,9 @@ class QueryTask(SeparationTask):
             "shift_seconds": 0.0,
         },
         "loss": [{"name": "l1snr", "weight": 1.0}, {"name": "l1snr", "weight": 1.0, "params": {"domain": "stft"}}],
+        # weight of a cross-entropy on the audio query's embedding classified into the stem
+        # types (0: off), added to the separation loss so the encoder tells the stem types apart
+        "query_class_weight": 0.0,
         "train": {"best_metric": "si_sdr"},
     }
     best_metrics = {"si_sdr": "max", "si_sdri": "max", "loss": "min"}
@@ -75,9 +79,13 @@ class QueryTask(SeparationTask):
             missing = [s for s in cfg["stems"] if s not in labels]
             if missing:
                 raise ConfigError(f"model.params.labels: no label for the stem {missing[0]!r} a query may ask for")
+            if cfg["query_class_weight"]:
+                raise ConfigError("query_class_weight: only for audio queries (a label model's table has one row per stem)")
         elif params.get("query") == "embedding":
             raise ConfigError("model.params.query: 'embedding' models cannot be trained by this task (there are no "
                               "stored embeddings to draw); train with 'audio' (it takes embeddings too) or 'label'")
+        if params.get("query", "audio") == "audio" and cfg["query_class_weight"]:
+            params["query_classes"] = len(cfg["stems"])
         cfg = dict(cfg, model=dict(cfg["model"], params=params))
         return super().complete_config(cfg)
 
@@ -121,9 +129,17 @@ class QueryTask(SeparationTask):
     def train_step(self, nets, batch, step, autocast):
         mix = batch["mixture"].to(self.device, non_blocking=True)
         target = batch["target"].to(self.device, non_blocking=True)
+        weight = self.cfg["query_class_weight"]
         with autocast():
-            estimate = nets["model"](mix, self._query(self.model, batch))
+            if weight:
+                estimate, logits = nets["model"](mix, self._query(self.model, batch), None, True)
+            else:
+                estimate = nets["model"](mix, self._query(self.model, batch))
         loss, terms = self.loss_fn(estimate.float(), target)
+        if weight:
+            ce = torch.nn.functional.cross_entropy(logits.float(), batch["query_stem"].to(self.device))
+            loss = loss + weight * ce
+            terms = dict(terms, query_class=ce.detach())
         yield "model", loss, terms
 
     @torch.no_grad()
