@@ -30,7 +30,7 @@ code within 0.001 dB; ``test/bench/bench_bsseval.py`` measures both.
 """
 import functools
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import numpy as np
 import torch

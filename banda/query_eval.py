@@ -10,9 +10,10 @@ track (chunked overlap-add, :class:`~banda.inference.Separator`) twice in one pa
 - with a **mismatched** query: a clip of the next stem type (in ``stems``' order) that some
   other track has, chosen the same way.
 
-Long rows (``track, stem, metric, value``, as :mod:`banda.scoring`): ``si_sdr`` and ``sdr``
-(the whole-track SNR that Banquet reports, median over tracks) of the matching estimate and
-their ``input_`` baselines (the mixture as the estimate), ``si_sdr_mismatched`` (the
+Long rows (``track, stem, metric, value``, as :mod:`banda.scoring`): ``si_sdr``, ``sdr``
+(uSDR, reported as a mean over tracks) and ``snr`` (the same whole-track ratio, reported as
+the median over tracks, as Banquet does) of the matching estimate and their ``input_``
+baselines (the mixture as the estimate), ``si_sdr_mismatched`` (the
 mismatched estimate against the *asked-for* stem), ``query_margin`` (``si_sdr`` minus it:
 how much the query steers), ``collapsed`` (1 where the estimate is more than 30 dB below a
 non-silent target, the known failure of query models, else 0).
@@ -124,6 +125,7 @@ def evaluate_queries(model_path, data_dir, stems: Optional[Sequence[str]] = None
             ref, good, bad, inp = ref[:, :n], est[stem][:, :n], est[f"{stem}~{other_stem}"][:, :n], mix[:, :n]
             values = {"si_sdr": si_sdr(ref, good), "input_si_sdr": si_sdr(ref, inp), "sdr": usdr(ref, good),
                       "input_sdr": usdr(ref, inp), "si_sdr_mismatched": si_sdr(ref, bad)}
+            values.update(snr=values["sdr"], input_snr=values["input_sdr"])  # the same quantity, reported as a median
             a, b = values["si_sdr"], values["si_sdr_mismatched"]
             values["query_margin"] = None if a is None or b is None else a - b
             level = float(np.mean(ref.astype(np.float64) ** 2))

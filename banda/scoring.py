@@ -82,7 +82,14 @@ METRIC_LABELS = {
     "pesq_nb": "PESQ narrow-band MOS-LQO (pesq 0.0.4), mean over tracks",
     "stoi": "STOI (pystoi 0.4.1), mean over tracks",
     "estoi": "ESTOI (pystoi 0.4.1), mean over tracks",
+    "snr": "full-track SNR (Banquet's: 10 log10 of Σs² / Σ(s - ŝ)² over the whole track) [dB], median over tracks",
+    "si_sdr_mismatched": "SI-SDR against the asked-for stem of the estimate for a query of another stem type [dB], "
+                         "mean over tracks",
+    "query_margin": "query margin: SI-SDR with the matching query minus with the mismatched one [dB], mean over tracks",
+    "collapsed": "collapsed to silence (estimate more than 30 dB below a non-silent target), fraction of tracks",
 }
+#: metrics whose reported aggregate over tracks is the median (the rest: the mean)
+MEDIAN_METRICS = ("snr",)
 
 PathLike = Union[str, Path]
 
@@ -355,8 +362,8 @@ def _run_jobs(plan: List[dict], jobs: int, progress: bool) -> List[dict]:
 
 
 def improvement_name(metric: str) -> str:
-    """``si_sdr -> si_sdri``, ``bss_sir -> bss_siri``; other metrics get ``<metric>_delta``."""
-    return metric + "i" if metric.endswith(("sdr", "sir", "sar", "isr")) else metric + "_delta"
+    """``si_sdr -> si_sdri``, ``bss_sir -> bss_siri``, ``snr -> snri``; other metrics get ``<metric>_delta``."""
+    return metric + "i" if metric.endswith(("sdr", "sir", "sar", "isr", "snr")) else metric + "_delta"
 
 
 def _stats(stem: str, metric: str, values: Sequence[float]) -> dict:
@@ -433,9 +440,12 @@ def format_summary_table(summary_rows: Sequence[dict]) -> str:
 
 
 def _reported(metric: str, row: dict) -> float:
-    """The aggregate papers report: median over tracks for BSS-Eval, mean otherwise."""
+    """The aggregate papers report: median over tracks for BSS-Eval and the full-track SNR
+    (:data:`MEDIAN_METRICS`), mean otherwise."""
     base = metric[len(INPUT_PREFIX):] if metric.startswith(INPUT_PREFIX) else metric
-    return float(row["median"] if base in M.BSS_EVAL_NAMES else row["mean"])
+    if base.endswith("i") and base[:-1] in MEDIAN_METRICS:  # an improvement row reports as its metric does
+        base = base[:-1]
+    return float(row["median"] if base in M.BSS_EVAL_NAMES or base in MEDIAN_METRICS else row["mean"])
 
 
 def results_tables(summary_rows: Sequence[dict], system: str = "model", heading: str = "##",

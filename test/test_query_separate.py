@@ -31,7 +31,7 @@ def files(tmp_path_factory):
     sf.write(root / "song.wav", (0.1 * rng.standard_normal((RATE * 3 + 123, 2))).astype(np.float32), RATE, subtype="FLOAT")
     sf.write(root / "clip.wav", (0.1 * rng.standard_normal((RATE * 2, 2))).astype(np.float32), RATE, subtype="FLOAT")
     audio = pack(root / "audio.pth", query_encoder=ENCODER)
-    label = pack(root / "label.pth", query="label", labels=["bass", "drums", "guitar"])
+    pack(root / "label.pth", query="label", labels=["bass", "drums", "guitar"])
     with torch.no_grad():
         clip = torch.from_numpy(sf.read(root / "clip.wav", dtype="float32")[0].T.copy())[None]
         np.save(root / "emb.npy", audio.embed_query(clip)[0].numpy())
@@ -125,8 +125,22 @@ def test_query_eval_scores_matching_and_mismatched_queries(files, tmp_path, caps
     ref = sf.read(tmp_path / "t1_drums.wav", dtype="float32")[0].T
     assert abs(got[("t1", "drums", "input_si_sdr")] - si_sdr(ref, mix)) < 1e-6
     summary = {(r["stem"], r["metric"]) for r in csv.DictReader(open(out / "summary.csv"))}
-    assert {("vocals", "si_sdri"), ("vocals", "sdri"), ("bass", "query_margin"), ("drums", "collapsed")} <= summary
+    assert {("vocals", "si_sdri"), ("vocals", "sdri"), ("vocals", "snri"), ("bass", "query_margin"),
+            ("drums", "collapsed")} <= summary
+    assert got[("t1", "drums", "snr")] == got[("t1", "drums", "sdr")]
+    from banda.scoring import results_tables, summarize
+
+    md = "\n".join(results_tables(summarize(rows_as_dicts(rows)), system="m"))
+    assert "full-track SNR" in md and "median over tracks" in md and "query margin" in md
+    from banda.scoring import _reported
+
+    agg = {"median": 1.0, "mean": 2.0}
+    assert [_reported(m, agg) for m in ("snr", "input_snr", "snri", "sdr", "si_sdri")] == [1.0, 1.0, 1.0, 2.0, 2.0]
     capsys.readouterr()
     assert query_eval(["-m", str(tmp_path / "m.pth"), "--data", str(d), "-o", str(tmp_path / "o2"), "--stems", "piano"]) == 2
     error_line(capsys.readouterr().err, "banda-query-eval", "piano", "only in track 't2'")
     assert not (tmp_path / "o2").exists()
+
+
+def rows_as_dicts(rows):
+    return [dict(r, value=float(r["value"])) for r in rows]

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-from ..audio import AudioInfo, audio_info
+from ..audio import BIT_DEPTH_SUBTYPES, AudioInfo, audio_info
 from ..datadir import MIX, read_text_file
 from ..errors import AudioError, ConfigError, DataError
 
@@ -90,3 +90,12 @@ def parse_choices(text: str, option: str, allowed: Sequence[str]) -> List[str]:
     if not items or bad:
         raise ConfigError(f"{option}: expected a comma-separated choice of {', '.join(allowed)}, got {text!r}")
     return sorted(set(items), key=list(allowed).index)
+
+
+def wav_subtype(bit_depth: int) -> str:
+    """The WAV subtype of ``--bit-depth`` (16, 24: integer PCM; 32: float); another value is a
+    :class:`ConfigError`."""
+    subtypes = BIT_DEPTH_SUBTYPES["wav"]
+    if bit_depth not in subtypes:
+        raise ConfigError(f"--bit-depth must be one of {sorted(subtypes)}, got {bit_depth}")
+    return subtypes[bit_depth]

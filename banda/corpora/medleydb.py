@@ -23,11 +23,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..audio import BIT_DEPTH_SUBTYPES, convert_channels, quantize
+from ..audio import convert_channels, quantize
 from ..datadir import MIX, NUM_SAMPLES, check_data_dir_output, make_ids, read_text_file, track_id, write_data_dir
 from ..errors import AudioError, ConfigError, DataError
 from ..fileio import check_output_dir, write_text
-from . import check_root, check_scp_path, list_folders, read_track_names, track_audio_info
+from . import check_root, check_scp_path, list_folders, read_track_names, track_audio_info, wav_subtype
 
 log = logging.getLogger("banda.prepare_medleydb")
 
@@ -382,10 +382,7 @@ def prepare_medleydb(root, out, audio_out, stems: Sequence[str] = STEMS, overrid
         raise ConfigError(f"--mixture must be mix or sum, got {mixture!r}")
     if coefficient_type not in COEFFICIENT_TYPES:
         raise ConfigError(f"--coefficient-type must be one of {', '.join(COEFFICIENT_TYPES)}, got {coefficient_type!r}")
-    subtypes = BIT_DEPTH_SUBTYPES["wav"]
-    if bit_depth not in subtypes:
-        raise ConfigError(f"--bit-depth must be one of {sorted(subtypes)}, got {bit_depth}")
-    subtype = subtypes[bit_depth]
+    subtype = wav_subtype(bit_depth)
     if not (math.isfinite(length_tolerance) and length_tolerance >= 0):
         raise ConfigError(f"--length-tolerance must be a number of seconds >= 0, got {length_tolerance}")
     check_output_dir(out, "--out")

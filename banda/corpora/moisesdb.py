@@ -24,11 +24,10 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..audio import BIT_DEPTH_SUBTYPES
 from ..datadir import ABSENT, MIX, NUM_SAMPLES, check_data_dir_output, read_text_file, write_data_dir
 from ..errors import ConfigError, DataError
 from ..fileio import check_output_dir, write_text
-from . import check_root, check_scp_path, list_folders, track_audio_info
+from . import check_root, check_scp_path, list_folders, track_audio_info, wav_subtype
 from .medleydb import MARKER, StemInfo, TrackPlan, write_track
 
 log = logging.getLogger("banda.prepare_moisesdb")
@@ -126,10 +125,7 @@ def prepare_moisesdb(root, out, audio_out, level: str = "coarse", folds: Optiona
     root, out, audio_out = Path(root), Path(out), Path(audio_out)
     if level not in LEVELS:
         raise ConfigError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
-    subtypes = BIT_DEPTH_SUBTYPES["wav"]
-    if bit_depth not in subtypes:
-        raise ConfigError(f"--bit-depth must be one of {sorted(subtypes)}, got {bit_depth}")
-    subtype = subtypes[bit_depth]
+    subtype = wav_subtype(bit_depth)
     check_root(root, f"MoisesDB: {SUBDIR}/<song uuid>/data.json")
     check_output_dir(out, "--out")
     check_output_dir(audio_out, "--audio-out")

@@ -29,7 +29,7 @@ from torch import nn
 from ..config import check_params
 from ..errors import ConfigError
 from ..registry import Registry
-from .bandit import MASK_COMBINE, MaskDecoder, build_band_split_core
+from .bandit import MaskDecoder, build_band_split_core
 from .registry import MODELS
 
 QUERY_KINDS = ("audio", "embedding", "label")
