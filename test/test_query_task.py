@@ -94,3 +94,37 @@ def test_query_class_loss(data, tmp_path):
     assert est.shape == (2, 1, 2, RATE) and logits.shape == (2, 3)
     with pytest.raises(ConfigError, match="only for audio queries"):
         config(data, TINY_LABEL, "--query_class_weight", "1")
+
+
+def test_pretrained_query_encoder_from_a_local_file(data, tmp_path):
+    from banda.errors import BandaError
+    from banda.tasks import TASKS
+
+    donor = TASKS.get("query")(config(data), torch.device("cpu"))
+    donor.build_models()
+    torch.manual_seed(7)
+    for p in donor.model.query_encoder.parameters():
+        torch.nn.init.normal_(p)
+    torch.save(donor.model.query_encoder.state_dict(), tmp_path / "tagger.pt")
+    cfg = config(data, TINY, "--query_encoder_init", str(tmp_path / "tagger.pt"),
+                 "--model.params.freeze_query_encoder", "true")
+    task = TASKS.get("query")(cfg, torch.device("cpu"))
+    task.build_models()
+    for (k, a), b in zip(task.model.query_encoder.state_dict().items(), donor.model.query_encoder.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert not any(p.requires_grad for p in task.model.query_encoder.parameters())
+    bad = dict(donor.model.query_encoder.state_dict())
+    bad.pop(next(iter(bad)))
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(BandaError, match="bad.pt: these weights do not fit"):
+        TASKS.get("query")(config(data, TINY, "--query_encoder_init", str(tmp_path / "bad.pt")),
+                           torch.device("cpu")).build_models()
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"weight": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(BandaError, match="refused"):
+        TASKS.get("query")(config(data, TINY, "--query_encoder_init", str(tmp_path / "evil.pt")),
+                           torch.device("cpu")).build_models()

@@ -35,6 +35,26 @@ QUERY_RULES = dict(
     })
 
 
+def load_query_encoder(model, path) -> None:
+    """Load a pretrained query encoder's weights (``state_dict``, or an archive's) from the
+    local file ``path`` into ``model.query_encoder``: every key must fit, no code runs."""
+    from ..errors import BandaError
+    from ..fileio import safe_torch_load
+
+    if getattr(model, "query", None) != "audio":
+        raise ConfigError("query_encoder_init: only an audio-query model has a query encoder")
+    state = safe_torch_load(path, what="query encoder weights")
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not (isinstance(state, dict) and state and all(torch.is_tensor(v) for v in state.values())):
+        raise BandaError(f"{path}: not a state_dict of tensors (query encoder weights)")
+    try:
+        model.query_encoder.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else "mismatch"
+        raise BandaError(f"{path}: these weights do not fit model.params.query_encoder ({first})") from None
+
+
 @TASKS.register("query")
 class QueryTask(SeparationTask):
     defaults = {
@@ -66,10 +86,14 @@ class QueryTask(SeparationTask):
         # weight of a cross-entropy on the audio query's embedding classified into the stem
         # types (0: off), added to the separation loss so the encoder tells the stem types apart
         "query_class_weight": 0.0,
+        # weights of a pretrained query encoder (a local file of its state_dict, read with
+        # torch.load(weights_only=True)); the encoder of model.params.query_encoder must match it
+        "query_encoder_init": None,
         "train": {"best_metric": "si_sdr"},
     }
     best_metrics = {"si_sdr": "max", "si_sdri": "max", "loss": "min"}
     numeric_rules, nullable, pairs = QUERY_RULES, NULLABLE + ("data.valid_max_items",), PAIRS
+    resume_safe_keys = SeparationTask.resume_safe_keys + ("query_encoder_init",)  # used only at the start
 
     @classmethod
     def complete_config(cls, cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -92,6 +116,13 @@ class QueryTask(SeparationTask):
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
         self.spec["params"].pop("stems")  # the model's output is whatever its query names
+
+    def build_models(self):
+        models = super().build_models()
+        path = self.cfg["query_encoder_init"]
+        if path:
+            load_query_encoder(self.model, path)
+        return models
 
     def train_dataset(self):
         cfg, d = self.cfg, self.cfg["data"]
