@@ -56,7 +56,7 @@ def read_folds(path, songs: Sequence[str]) -> Dict[str, int]:
     folds = {}
     for lineno, line in enumerate(read_text_file(file, "folds file").splitlines(), 1):
         parts = line.replace(",", " ").split()
-        if not parts or parts[0].startswith("#") or parts[0] in ("song", "song_id", "id"):
+        if not parts or parts[0].startswith("#") or parts[0] in ("song", "song_id", "id"):  # comments, a header
             continue
         if len(parts) != 2 or parts[1] not in "12345" or len(parts[1]) != 1:
             raise DataError(f"--folds {file}:{lineno}: expected '<song uuid> <fold 1-5>', got {line!r}")
