@@ -61,8 +61,8 @@ def make_corpus(root):
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = make_corpus(tmp_path_factory.mktemp("moisesdb"))
-    folds = root / "folds.txt"
-    folds.write_text("".join(f"{s} {f}\n" for s, f in FOLDS.items()))
+    folds = root / "folds.csv"
+    folds.write_text("song_id,split\n" + "".join(f"{s},{f}\n" for s, f in FOLDS.items()))  # Banquet's splits.csv format
     return root, folds
 
 
