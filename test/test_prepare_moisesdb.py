@@ -21,7 +21,7 @@ SONGS = {
                    "drums": [("kick_drum", 2.0, 1), ("snare_drum", 2.0, 1)], "bass": [("bass_guitar", 2.0, 2)],
                    "guitar": [("clean_electric_guitar", 2.0, 2)]},
     "1c2d-song1": {"vocals": [("lead_male_singer", 2.0, 2)], "drums": [("drum_machine", 2.1, 2)],
-                   "bass": [("bass_synthesizer", 2.0, 1)]},
+                   "bass": [("bass synthesizer (moog etc)", 2.0, 1)]},
     "2e3f-song2": {"vocals": [("lead_male_singer", 2.0, 2)], "drums": [("full_acoustic_drumkit", 2.0, 2)],
                    "bass": [("bass_guitar", 2.0, 2)], "other_keys": [("synth_pad", 2.0, 2)]},
     "3a4b-song3": {"vocals": [("lead_female_singer", 2.0, 2)], "drums": [("kick_drum", 2.0, 2)],
@@ -88,15 +88,33 @@ def test_coarse_data_dirs_are_sparse_and_mixtures_are_sums(corpus, tmp_path):
 
 def test_fine_level_and_default_folds(corpus, tmp_path):
     root, _ = corpus
-    prepare_moisesdb(root, tmp_path / "data", tmp_path / "stems", level="fine", progress=False)
+    prepare_moisesdb(root, tmp_path / "data", tmp_path / "stems", level="fine", coarse=["drums"], progress=False)
     sets = {name: read_scp(tmp_path / "data" / name / "mix.scp") for name in ("train", "valid", "test")
             if (tmp_path / "data" / name).is_dir()}
+    assert sum(len(t) for t in sets.values()) == len(SONGS)
     for name, table in sets.items():
         for song in table:
             assert fold_of(song) in {"train": (1, 2, 3), "valid": (4,), "test": (5,)}[name]
-    some = next(iter(sets.values()))
-    names = {p.stem for p in (tmp_path / "data" / next(iter(sets))).glob("*.scp")} - {"mix"}
-    assert {"lead_female_singer", "kick_drum", "bass_guitar"} <= names and len(some) >= 1
+        names = {p.stem for p in (tmp_path / "data" / name).glob("*.scp")} - {"mix"}
+        # the drums whole (setup C), every other stem by track type, named as Banquet names them
+        assert "drums" in names and "kick_drum" not in names and "vocals" not in names
+        assert {"lead_female_singer", "bass_guitar", "bass_synthesizer", "grand_piano"} <= names
+    with pytest.raises(Exception, match="--coarse: only with --level fine"):
+        prepare_moisesdb(root, tmp_path / "d2", tmp_path / "s2", coarse=["drums"], progress=False)
+
+
+@pytest.mark.parametrize("track_type,key", [
+    ("lead male singer", "lead_male_singer"), ("bass synthesizer (moog etc)", "bass_synthesizer"),
+    ("bass_synthesizer_(moog_etc)", "bass_synthesizer"), ("organ, electric organ", "organ_electric_organ"),
+    ("hi-hat", "hihat"), ("fx/processed sound, scratches, gun shots, explosions etc", "fx"),
+    ("banjo, mandolin, ukulele, harp etc", "other_plucked"), ("other (vocoder, beatboxing etc)", "other_vocals"),
+    ("contrabass/double bass (bass of instrings)", "double_bass"),
+    ("pitched percussion (mallets, glockenspiel, ...)", "pitched_percussion"),
+])
+def test_fine_names(track_type, key):
+    from banda.corpora.moisesdb import fine_key
+
+    assert fine_key(track_type) == key
     assert stem_key("Bass Guitar (Fender)") == "bass_guitar_fender"
 
 

@@ -5,7 +5,8 @@ ROOT holds ``moisesdb_v0.1/<song uuid>/data.json`` (or the song folders directly
 with ``<stemName>/<track uuid>.<extension>`` files: ``data.json``'s ``stems`` list each stem
 (``stemName``, MoisesDB's coarse level: ``vocals``, ``bass``, ``drums``, ``guitar``, ``piano``,
 ``other_keys``, ...) and its ``tracks`` (``id``, ``extension``, ``trackType``: the fine level,
-e.g. ``lead_female_singer``, ``bass_guitar``). :func:`prepare_moisesdb` sums a song's tracks
+named as Banquet names it, :func:`fine_key`: ``lead_female_singer``, ``bass_synthesizer``;
+``coarse`` keeps some stems whole at the fine level, as Banquet's setup C keeps ``drums``). :func:`prepare_moisesdb` sums a song's tracks
 per stem at the chosen ``level`` into ``AUDIO_OUT/<song>/<stem>.wav`` (and their sum,
 ``mixture.wav``), every file padded to the song's longest track, and writes
 ``OUT/{train,valid,test}``: ``mix.scp``, one ``<stem>.scp`` per stem found in the corpus, with
@@ -43,6 +44,23 @@ def stem_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
+def fine_key(track_type: str) -> str:
+    """A MoisesDB ``trackType`` as the fine-level stem name Banquet's setups use: the words
+    before any ``(``, without ``,`` and ``-``, joined by ``_`` (``bass synthesizer (moog etc)``
+    -> ``bass_synthesizer``, ``organ, electric organ`` -> ``organ_electric_organ``, ``hi-hat``
+    -> ``hihat``); every fx/processed sound is ``fx``, banjo/mandolin/ukulele/harp
+    ``other_plucked``, the vocoder/beatboxing type ``other_vocals``, contrabass ``double_bass``."""
+    t = track_type.strip().lower()
+    if "vocoder" in t:
+        return "other_vocals"
+    if "fx" in t:
+        return "fx"
+    if "banjo" in t:
+        return "other_plucked"
+    key = stem_key(t.split("(")[0].replace(",", "").replace("-", ""))
+    return "double_bass" if key == "contrabass_double_bass" else key
+
+
 def fold_of(song: str) -> int:
     """The default fold (1-5) of a song uuid: ``1 + sha1(uuid) mod 5``."""
     return 1 + int(hashlib.sha1(song.encode()).hexdigest(), 16) % 5
@@ -72,9 +90,10 @@ def song_folder(root: Path) -> Path:
     return root / SUBDIR if (root / SUBDIR).is_dir() else root
 
 
-def scan_song(folder: Path, level: str) -> TrackPlan:
+def scan_song(folder: Path, level: str, coarse: Sequence[str] = ()) -> TrackPlan:
     """Read a song's ``data.json`` and check its files (headers only): a plan with one entry
-    per track file, grouped by its stem at ``level``."""
+    per track file, grouped by its stem at ``level`` (at the coarse level for the stems named in
+    ``coarse``, e.g. ``drums`` in Banquet's setup C)."""
     song = folder.name
     meta_path = folder / "data.json"
     if not meta_path.is_file():
@@ -102,7 +121,8 @@ def scan_song(folder: Path, level: str) -> TrackPlan:
             info = track_audio_info(path, f"song {song!r}")
             if info.channels > 2:
                 raise DataError(f"song {song!r}: {path} has {info.channels} channels; banda handles mono or stereo")
-            group = stem_key(stem["stemName"] if level == "coarse" else track["trackType"])
+            coarse_name = stem_key(stem["stemName"])
+            group = coarse_name if level == "coarse" or coarse_name in coarse else fine_key(track["trackType"])
             entries.append(StemInfo(track["id"], path.resolve(), [track["trackType"]], group))
             infos.append(info)
     rates = {info.sample_rate for info in infos}
@@ -118,7 +138,7 @@ def _signature(plan: TrackPlan, subtype: str) -> str:
 
 
 def prepare_moisesdb(root, out, audio_out, level: str = "coarse", folds: Optional[str] = None, bit_depth: int = 16,
-                     overwrite: bool = False, progress: bool = True) -> Dict[str, int]:
+                     overwrite: bool = False, progress: bool = True, coarse: Sequence[str] = ()) -> Dict[str, int]:
     """Write the stems and the data dirs (see the module doc); return the songs per set."""
     from tqdm import tqdm
 
@@ -132,7 +152,10 @@ def prepare_moisesdb(root, out, audio_out, level: str = "coarse", folds: Optiona
     songs = [s for s in list_folders(song_folder(root)) if (song_folder(root) / s / "data.json").is_file()]
     if not songs:
         raise DataError(f"{root}: no song folders with a data.json (expected {SUBDIR}/<song uuid>/data.json)")
-    plans = {s: scan_song(song_folder(root) / s, level) for s in songs}
+    if coarse and level != "fine":
+        raise ConfigError("--coarse: only with --level fine (which stems stay whole)")
+    coarse = [stem_key(c) for c in coarse]
+    plans = {s: scan_song(song_folder(root) / s, level, coarse) for s in songs}
     fold = read_folds(folds, songs) if folds else {s: fold_of(s) for s in songs}
     stems = sorted({e.group for p in plans.values() for e in p.stems})
     if MIX in stems:

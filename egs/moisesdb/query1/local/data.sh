@@ -4,10 +4,11 @@
 set -euo pipefail
 
 level=coarse                         # coarse: MoisesDB's stems (vocals, guitar, ...); fine: track types
+coarse=                              # with level=fine: stems kept whole, e.g. drums (setup C)
 audio_out=data/local/moisesdb_stems  # the summed stems: <audio_out>/<song>/<stem>.wav
 folds=                               # '<song uuid> <fold>' lines (default: a hash of each uuid)
 bit_depth=16
-help_message="Usage: local/data.sh [--level coarse|fine] [--audio_out DIR] [--folds FILE] [--bit_depth 16|24|32]"
+help_message="Usage: local/data.sh [--level coarse|fine] [--coarse STEMS] [--audio_out DIR] [--folds FILE] [--bit_depth 16|24|32]"
 . utils/parse_options.sh
 . ./path.sh
 . ./db.sh
@@ -15,4 +16,5 @@ help_message="Usage: local/data.sh [--level coarse|fine] [--audio_out DIR] [--fo
 utils/require_db.sh MOISESDB "${MOISESDB}"
 args=(--root "${MOISESDB}" --out data --audio-out "${audio_out}" --level "${level}" --bit-depth "${bit_depth}")
 [ -n "${folds}" ] && args+=(--folds "${folds}")
+[ -n "${coarse}" ] && args+=(--coarse "${coarse}")
 python -m banda.bin.prepare_moisesdb "${args[@]}"
