@@ -239,7 +239,9 @@ def scan_track(root: Path, track: str, stems: Sequence[str], overrides: Dict[str
 # --- writing the groups --------------------------------------------------------------------
 
 
-def _signature(plan: TrackPlan, stems: Sequence[str], subtype: str, mixture: str) -> str:
+def track_signature(plan: TrackPlan, stems: Sequence[str], subtype: str, mixture: str) -> str:
+    """What a track's written files depend on (its sources, their sizes, the groups and the
+    format), kept in the folder's marker file so an unchanged track is not written again."""
     items = [(s.key, str(s.path), s.path.stat().st_size, s.group, s.coefficient) for s in plan.stems]
     text = json.dumps([plan.frames, plan.sample_rate, plan.channels, list(stems), subtype, mixture, items])
     return hashlib.sha1(text.encode()).hexdigest()
@@ -284,6 +286,30 @@ def write_track(plan: TrackPlan, out: Path, stems: Sequence[str], subtype: str, 
                 writers[name].write(quantize(x.T, subtype))
         for w in writers.values():
             w.close()
+    return clipped
+
+
+def write_track_once(plan: TrackPlan, folder: Path, stems: Sequence[str], subtype: str, with_mixture: bool,
+                     signature: str, overwrite: bool, root_made: bool) -> Optional[Dict[str, int]]:
+    """:func:`write_track` into ``folder`` and its marker, unless the folder already holds the
+    files of the same ``signature`` (then None; ``overwrite`` writes them all the same). A
+    failure leaves no empty folder behind (nor the output root, where this run made it)."""
+    names = list(stems) + (["mixture"] if with_mixture else [])
+    marker = folder / MARKER
+    if not overwrite and marker.is_file() and marker.read_text(errors="replace").strip() == signature and \
+            all((folder / f"{n}.wav").is_file() for n in names):
+        return None
+    made = not folder.exists()
+    try:
+        clipped = write_track(plan, folder, stems, subtype, with_mixture)
+    except BaseException:  # e.g. NaN samples, found only now
+        with contextlib.suppress(OSError):
+            if made:
+                folder.rmdir()
+            if root_made:
+                folder.parent.rmdir()
+        raise
+    write_text(marker, signature + "\n")
     return clipped
 
 
@@ -423,27 +449,15 @@ def prepare_medleydb(root, out, audio_out, stems: Sequence[str] = STEMS, overrid
     for t in tqdm(tracks, desc="medleydb", unit="track", disable=not progress, dynamic_ncols=True):
         plan = plans[t]
         folder = audio_out / plan.id
-        signature = _signature(plan, stems, subtype, mixture)
-        marker = folder / MARKER
-        if not overwrite and marker.is_file() and marker.read_text(errors="replace").strip() == signature and \
-                all((folder / f"{n}.wav").is_file() for n in names):
+        clipped = write_track_once(plan, folder, stems, subtype, mixture == "sum",
+                                   track_signature(plan, stems, subtype, mixture), overwrite, made_audio_out)
+        if clipped is None:
             skipped += 1
             continue
-        made = not folder.exists()
-        try:
-            clipped = write_track(plan, folder, stems, subtype, mixture == "sum")
-        except BaseException:  # e.g. NaN samples, found only now: leave no empty folders behind
-            with contextlib.suppress(OSError):
-                if made:
-                    folder.rmdir()
-                if made_audio_out:
-                    audio_out.rmdir()
-            raise
         for name, n in clipped.items():
             if n:
                 log.warning("%s: %d samples of %s.wav were outside [-1, 1] and clipped (use --bit-depth 32)", t, n, name)
                 clip_total[name] += n
-        write_text(marker, signature + "\n")
     _write_stem_table(audio_out / "stem_groups.tsv", [plans[t] for t in tracks])
     for name in ("train", "valid", "test"):
         rows = {}

@@ -27,9 +27,9 @@ from typing import Dict, List, Optional, Sequence
 
 from ..datadir import ABSENT, MIX, NUM_SAMPLES, check_data_dir_output, read_text_file, write_data_dir
 from ..errors import ConfigError, DataError
-from ..fileio import check_output_dir, write_text
+from ..fileio import check_output_dir
 from . import check_root, check_scp_path, list_folders, track_audio_info, wav_subtype
-from .medleydb import MARKER, StemInfo, TrackPlan, write_track
+from .medleydb import MARKER, StemInfo, TrackPlan, track_signature, write_track_once
 
 log = logging.getLogger("banda.prepare_moisesdb")
 
@@ -132,11 +132,6 @@ def scan_song(folder: Path, level: str, coarse: Sequence[str] = ()) -> TrackPlan
                      False, entries)
 
 
-def _signature(plan: TrackPlan, subtype: str) -> str:
-    items = [(s.key, str(s.path), s.path.stat().st_size, s.group) for s in plan.stems]
-    return hashlib.sha1(json.dumps([plan.frames, plan.channels, subtype, items]).encode()).hexdigest()
-
-
 def prepare_moisesdb(root, out, audio_out, level: str = "coarse", folds: Optional[str] = None, bit_depth: int = 16,
                      overwrite: bool = False, progress: bool = True, coarse: Sequence[str] = ()) -> Dict[str, int]:
     """Write the stems and the data dirs (see the module doc); return the songs per set."""
@@ -168,20 +163,18 @@ def prepare_moisesdb(root, out, audio_out, level: str = "coarse", folds: Optiona
         if members:
             check_data_dir_output(out / name, [f"{k}.scp" for k in [MIX, *stems]] + [NUM_SAMPLES])
     skipped = 0
+    made_audio_out = not audio_out.exists()
     for s in tqdm(songs, desc="moisesdb", unit="song", disable=not progress, dynamic_ncols=True):
         plan, folder = plans[s], audio_out / s
         present = sorted({e.group for e in plan.stems})
-        signature = _signature(plan, subtype)
-        marker = folder / MARKER
-        if not overwrite and marker.is_file() and marker.read_text(errors="replace").strip() == signature and \
-                all((folder / f"{n}.wav").is_file() for n in present + ["mixture"]):
+        clipped = write_track_once(plan, folder, present, subtype, True, track_signature(plan, present, subtype, "sum"),
+                                   overwrite, made_audio_out)
+        if clipped is None:
             skipped += 1
             continue
-        clipped = write_track(plan, folder, present, subtype, with_mixture=True)
         for name, n in clipped.items():
             if n:
                 log.warning("%s: %d samples of %s.wav were outside [-1, 1] and clipped (use --bit-depth 32)", s, n, name)
-        write_text(marker, signature + "\n")
     counts = {}
     for name, members in sets.items():
         rows = {}

@@ -154,16 +154,20 @@ class SeparationTask(Task):
         ids, equal lengths across a track's files, the config's sample rate; training tracks at
         least one chunk long), so a bad file fails now, not when first drawn."""
         cfg, d = self.cfg, self.cfg["data"]
-        for data_dir in (d["train_dir"], d["valid_dir"]):
-            if data_dir:
-                for warning in validate_data_dir(data_dir, sample_rate=cfg["sample_rate"]):
-                    log.warning("%s", warning)
+        self._validate_data_dirs()
         chunk = int(round(d["chunk_seconds"] * cfg["sample_rate"]))
         lengths = Path(d["train_dir"]) / "utt2num_samples"
         for key, n in read_scp(lengths).items():
             if int(n) < chunk:
                 raise DataError(f"{lengths}: track {key!r} has {n} samples ({int(n) / cfg['sample_rate']:.2f} s), less than one "
                                 f"training chunk (data.chunk_seconds {d['chunk_seconds']}); lower it or leave the track out")
+
+    def _validate_data_dirs(self) -> None:
+        """Every file of the train and valid data dirs there and readable, at the config's rate."""
+        for data_dir in (self.cfg["data"]["train_dir"], self.cfg["data"]["valid_dir"]):
+            if data_dir:
+                for warning in validate_data_dir(data_dir, sample_rate=self.cfg["sample_rate"]):
+                    log.warning("%s", warning)
 
     def train_dataset(self):
         cfg, d = self.cfg, self.cfg["data"]
