@@ -5,7 +5,8 @@
     vocals: change_volume(db=-3.0) apply_eq(low_gain=2.0, mid_gain=-1.0, high_gain=1.5) apply_reverb()
     drums: apply_compressor(threshold_db=-18, ratio=3); bass: change_volume(db=2)
 
-Grammar (whitespace is free; ``#`` starts a comment to the end of the line)::
+Grammar (whitespace is free, and so are line breaks inside a call's parentheses; ``#`` starts a
+comment to the end of the line)::
 
     program   := statement ((";" | newline) statement)*
     statement := [stem ":"] call*              (an empty statement is allowed)
@@ -97,12 +98,16 @@ _TOKEN = re.compile(r"""
 
 
 def _tokens(text: str) -> List[Tuple[str, str, int]]:
-    out, pos = [], 0
+    out, pos, depth = [], 0, 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
             raise ProgramError(f"program: column {pos + 1}: unexpected {text[pos]!r}")
         kind = m.lastgroup
+        if m.group() in "()":
+            depth = max(0, depth + (1 if m.group() == "(" else -1))
+        if kind == "sep" and m.group() == "\n" and depth:
+            kind = "space"  # a line break inside a call's parentheses is whitespace
         if kind != "space":
             out.append((kind, m.group(), pos + 1))
         pos = m.end()

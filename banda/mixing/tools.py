@@ -129,7 +129,10 @@ def check_call(name: str, params: Dict[str, float], sample_rate: Optional[int] =
         if not p.low <= value <= p.high:
             raise ToolError(f"{name}({key}={value:g}): out of range; {p.describe()}")
     if sample_rate is not None and name == "apply_eq":
-        for key in ("low_freq", "mid_freq", "high_freq"):
+        for band in ("low", "mid", "high"):
+            key = f"{band}_freq"
+            if not params.get(f"{band}_gain", 0.0):
+                continue  # a band that is off filters nothing
             f = float(params.get(key, tool.param(key).default))
             if f >= sample_rate / 2:
                 raise ToolError(f"apply_eq({key}={f:g}): at or above the Nyquist frequency of {sample_rate} Hz audio")
@@ -296,11 +299,23 @@ Call = Tuple[str, Dict[str, float]]
 
 
 def inverse_calls(name: str, params: Dict[str, float]) -> Optional[List[Call]]:
+    calls = _inverse_calls(name, params)
+    if calls is not None:
+        for tool, q in calls:
+            try:
+                check_call(tool, q)
+            except ToolError:  # e.g. change_volume(db=-30): +30 dB is beyond the tool's range
+                return None
+    return calls
+
+
+def _inverse_calls(name: str, params: Dict[str, float]) -> Optional[List[Call]]:
     """Calls that undo ``name(**params)`` exactly (up to rounding), or None where the tools
     cannot: ``change_volume(-db)``; ``change_pan(-pan)`` and the volume that restores the level
     (``-20 log10 cos(pan π/2)``; not for a hard pan, a mono stem or a stereo stem's silent
     side); ``apply_eq`` with the gains negated (the RBJ biquads invert exactly); the compressor
-    and the reverb have no inverse among the tools."""
+    and the reverb have no inverse among the tools. None too where an inverse value is out of
+    its range (a cut below -24 dB, a pan beyond about 0.94)."""
     tool = get_tool(name)
     p = tool.full_params(params)
     if name == "change_volume":
