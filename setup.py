@@ -50,6 +50,8 @@ setup(
             "banda-query-eval=banda.bin.query_eval:main",
             "banda-data-dir=banda.bin.data_dir:main",
             "banda-remix=banda.bin.remix:main",
+            "banda-automix=banda.bin.automix:main",
+            "banda-mix-eval=banda.bin.mix_eval:main",
         ]
     },
 )

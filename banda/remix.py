@@ -379,6 +379,106 @@ def stem_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str, bi
                     lambda dst: remix_stem_files(files, mix, gains, complement, rate, channels, frames, dst), notes)
 
 
+# ---------------------------------------------------------------- remix by a mixing program
+def program_remix(stems: Mapping[str, np.ndarray], program, rate: int, complement: str,
+                  mixture: Optional[np.ndarray] = None) -> np.ndarray:
+    """A mixing program (:mod:`banda.mixing.program`) applied to ``{stem: (channels, time)}``:
+    ``mixture + sum_s (P_s(stem_s) - stem_s)`` (``mixture``: the residual and the stems the
+    program leaves alone stay as they are) or ``sum_s P_s(stem_s)`` (``sum``). A pan turns a mono
+    stem stereo; the output then has two channels."""
+    import torch
+
+    from .mixing.program import apply_program, mixdown
+
+    src = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in stems.items()}
+    out = apply_program(program, src, rate)
+    if complement == "sum":
+        return mixdown(out).numpy()
+    changed = [k for k in out if program.chain(k)]
+    if mixture is None:
+        raise BandaError("--complement mixture needs the mixture")
+    total = torch.from_numpy(np.ascontiguousarray(mixture, dtype=np.float32))
+    if changed:
+        delta = mixdown({k: out[k] - src[k].expand_as(out[k]) for k in changed})
+        total = mixdown({"mixture": total, "change": delta})
+    return total.numpy()
+
+
+def _program_notes(program, stems: Sequence[str]) -> List[str]:
+    untouched = [s for s in stems if not program.chain(s)]
+    return [f"left as they are: {', '.join(untouched)}"] if untouched and len(untouched) < len(stems) else []
+
+
+def program_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str, bit_depth: int, program,
+                      complement: Optional[str] = None, extra_inputs=(), files=None, found_mix=None) -> RemixJob:
+    """``banda-remix --stems-dir --program`` (and ``banda-automix``): the stem files are read
+    whole (a program's compressor and reverb need the whole signal), the program applied."""
+    from .audio import check_output_format, read_audio
+    from .fileio import check_output_file
+
+    if files is None:
+        files, found_mix = find_stem_files(stems_dir)
+    program.check_stems(list(files), where="--program: ")
+    complement = complement or ("mixture" if mix is not None else "sum")
+    if complement == "mixture" and mix is None:
+        raise BandaError("--complement mixture needs the mixture: give --mix FILE (or use --complement sum)")
+    check_output_file(out, inputs=[*files.values(), mix, found_mix, *extra_inputs], option="-o")
+    rate, channels, frames = check_stem_files(files, mix)
+    check_output_format(out, fmt, bit_depth, rate)
+
+    def produce(dst: Path) -> float:
+        stems = {k: read_audio(f, channels=channels)[0] for k, f in files.items()}
+        mixture = read_audio(mix, channels=channels)[0] if mix is not None else None
+        y = program_remix(stems, program, rate, complement, mixture)
+        _audio.write_float_wav(dst, y, rate)
+        return float(np.abs(y).max()) if np.isfinite(y).all() else math.nan
+
+    notes = [f"{found_mix} is not used as the mixture; give --mix {found_mix} to use it"] if mix is None and found_mix else []
+    return RemixJob(list(files), np.ones(len(files)), complement, produce, notes + _program_notes(program, list(files)))
+
+
+def program_separation_job(song, make_separator: Callable, out: Path, fmt: str, bit_depth: int, program,
+                           complement: Optional[str] = None, extra_inputs=()) -> RemixJob:
+    """``banda-remix -m --program``: the song is separated in memory at the model's rate, the
+    program applied to the stems there; the change (``mixture``) or the new mix (``sum``) is
+    brought back to the song's rate and channels (with ``mixture`` the song itself is the base)."""
+    from .audio import audio_info, check_output_format, convert_channels, read_audio, resample
+    from .fileio import check_output_file
+
+    check_output_file(out, inputs=[song, *extra_inputs], option="-o")
+    info = audio_info(song)
+    check_mono_or_stereo(info.channels, song)
+    if info.frames == 0:
+        raise AudioError(f"{song}: audio is empty")
+    check_output_format(out, fmt, bit_depth, info.sample_rate)
+    separator = make_separator()
+    program.check_stems(list(separator.stems), where="--program: ")
+    complement = complement or "mixture"
+
+    def produce(dst: Path) -> float:
+        audio, rate = read_audio(song)
+        at_model = read_audio(song, sample_rate=separator.sample_rate)[0]
+        est = separator.separate(at_model)
+        stems = {k: est[i] for i, k in enumerate(separator.stems)}
+        if complement == "sum":
+            y = program_remix(stems, program, separator.sample_rate, "sum")
+        else:
+            zero = np.zeros((1, est.shape[-1]), dtype=np.float32)
+            y = program_remix(stems, program, separator.sample_rate, "mixture", zero)  # the change alone
+        y = np.asarray(resample(y, separator.sample_rate, rate), dtype=np.float32)
+        n = audio.shape[1]
+        y = y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])))
+        channels = max(audio.shape[0], y.shape[0])
+        y = convert_channels(y, channels, "remix")
+        if complement == "mixture":
+            y = y + convert_channels(audio, channels, str(song))
+        _audio.write_float_wav(dst, y, rate)
+        return float(np.abs(y).max()) if np.isfinite(y).all() else math.nan
+
+    return RemixJob(list(separator.stems), np.ones(len(separator.stems)), complement, produce,
+                    _program_notes(program, list(separator.stems)))
+
+
 def write_remix(job: RemixJob, out: Path, fmt: str, bit_depth: int, clip: str):
     """Two streaming passes: the remix into a float32 temporary file (in $TMPDIR), its peak measured
     on the way; then ``--clip`` (rescale needs that peak) applied block by block while ``out`` is

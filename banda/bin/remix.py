@@ -4,6 +4,8 @@
     banda-remix -m model_pack.pth song.flac --gain vocals=-6 --gain drums=+3 -o louder_drums.wav
     banda-remix --stems-dir separated/song --mix song.wav --preset minus-bass -o no_bass.wav
     banda-remix --stems-dir "musdb/test/Some Track" --preset karaoke --complement sum -o karaoke.wav
+    banda-remix --stems-dir separated/song --program "vocals: change_volume(db=-3) apply_reverb(wet=0.2)" -o new.wav
+    banda-remix -m exp/bandit song.wav --program-file practice.mix -o practice.wav
 
 The song is either separated first with ``-m MODEL`` (an experiment directory, a packed
 archive or weights file of any banda model) or given as stem files: ``--stems-dir DIR`` holds
@@ -14,6 +16,15 @@ Gains are in dB per stem, ``--gain STEM=DB`` (repeatable, or comma-separated:
 ``--gain vocals=-inf,other=-6``; ``-inf`` mutes). ``--preset karaoke`` mutes vocals,
 ``--preset minus-<stem>`` mutes that stem; explicit ``--gain`` values override the preset.
 A stem that is not in the song is an error that lists the valid ones.
+
+``--program "..."`` (or ``--program-file FILE``) applies a mixing program instead of gains:
+per stem, tools such as ``change_volume(db=-3)``, ``change_pan(pan=0.3)``,
+``apply_eq(low_gain=2, high_gain=-1)``, ``apply_compressor(threshold_db=-18, ratio=3)`` and
+``apply_reverb(wet=0.2, decay_s=1.2)`` (the language and every tool's parameter ranges:
+banda/mixing/program.py and banda/mixing/tools.py). An unknown tool, parameter or stem, or a
+value out of range, is one error line naming it. With ``mixture`` only the program's change
+to the stems is added to the mixture. A program runs on whole stems (a compressor and a
+reverb carry state across the song), so the song and its stems are held in memory.
 
 ``--complement`` says what happens to what the stems do not hold (see banda/remix.py):
 
@@ -72,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gain", action=_AppendGain, type=str, metavar="STEM=DB",
                    help="gain of a stem in dB, -inf mutes (repeatable; or comma-separated)")
     p.add_argument("--preset", type=str, help="karaoke (vocals muted) or minus-<stem> (that stem muted)")
+    p.add_argument("--program", type=str, help='a mixing program, e.g. "vocals: change_volume(db=-3) apply_reverb()"')
+    p.add_argument("--program-file", type=str, help="a file holding a mixing program")
     p.add_argument("--complement", choices=["mixture", "sum"],
                    help="mixture: out = mixture + sum (g-1) stem (residual kept); sum: out = sum g stem "
                         "(default: mixture when a mixture is there, else sum)")
@@ -99,6 +112,28 @@ def parse_gain_options(gain: Optional[str], preset: Optional[str]) -> Tuple[Dict
     return gains, where
 
 
+def read_program_option(text: Optional[str], path: Optional[str]):
+    """``--program`` or ``--program-file`` -> a checked :class:`~banda.mixing.program.Program` (None: neither)."""
+    from ..mixing.program import ProgramError, parse_program
+
+    if text is not None and path is not None:
+        raise BandaError("give --program or --program-file, not both")
+    if path is not None:
+        from ..datadir import read_text_file
+
+        body = read_text_file(path, "program file")
+        try:
+            return parse_program(body)
+        except ProgramError as e:
+            raise BandaError(f"--program-file {path}: {e}") from None
+    if text is not None:
+        try:
+            return parse_program(text)
+        except ProgramError as e:
+            raise BandaError(f"--program: {e}") from None
+    return None
+
+
 def _main(argv: Optional[List[str]]) -> int:
     parser = build_parser()
     args = parse_args_with_config(parser, argv)
@@ -119,10 +154,19 @@ def _main(argv: Optional[List[str]]) -> int:
     fmt = out.suffix.lstrip(".").lower()
     if fmt != "wav" and args.bit_depth == 32:
         raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {fmt or 'no extension'}")
-    from ..remix import separation_job, stem_files_job, write_remix
+    from ..remix import program_files_job, program_separation_job, separation_job, stem_files_job, write_remix
 
+    program = read_program_option(args.program, args.program_file)
+    if program is not None and (args.gain or args.preset):
+        raise BandaError("--program/--program-file replace --gain and --preset (a program sets volumes with change_volume)")
     gains_db, where = parse_gain_options(args.gain, args.preset)
-    if args.model:
+    if program is not None and args.model:
+        job = program_separation_job(args.input, lambda: separator_from_args(args), out, fmt, args.bit_depth, program,
+                                     args.complement, extra_inputs=[args.model, args.config, args.program_file])
+    elif program is not None:
+        job = program_files_job(Path(args.stems_dir), Path(args.mix) if args.mix else None, out, fmt, args.bit_depth,
+                                program, args.complement, extra_inputs=[args.config, args.program_file])
+    elif args.model:
         job = separation_job(args.input, lambda: separator_from_args(args), out, fmt, args.bit_depth, gains_db, where,
                              args.complement, extra_inputs=[args.model, args.config])
     else:
@@ -132,8 +176,11 @@ def _main(argv: Optional[List[str]]) -> int:
     report = write_remix(job, out, fmt, args.bit_depth, args.clip)
     for note in job.notes:  # reported once done, so a failure on the way is one line too
         log.info("%s", note)
-    levels = ", ".join(f"{s} {'muted' if g == 0 else f'{20 * math.log10(g):+.1f} dB'}" for s, g in zip(job.stems, job.gains))
-    log.info("%s: %s; complement %s", out, levels, job.complement)
+    if program is not None:
+        log.info("%s: %s; complement %s", out, program, job.complement)
+    else:
+        levels = ", ".join(f"{s} {'muted' if g == 0 else f'{20 * math.log10(g):+.1f} dB'}" for s, g in zip(job.stems, job.gains))
+        log.info("%s: %s; complement %s", out, levels, job.complement)
     if report.scale != 1.0:
         log.info("--clip rescale: peak %.3f scaled to %.3f (%.2f dB)", report.peak, report.peak * report.scale,
                  20 * math.log10(report.scale))

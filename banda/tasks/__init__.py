@@ -25,4 +25,4 @@ trainer before the generator resumes.
 """
 from .base import DEFAULT_TASK, TASKS, Task  # noqa: F401
 
-from . import separation, enhancement, codec, query  # noqa: E402,F401  (registers the tasks)
+from . import separation, enhancement, codec, query, mixer  # noqa: E402,F401  (registers the tasks)
