@@ -6,7 +6,8 @@ predicts, applies it and writes the mix.
     banda-automix -m exp/mix --stems-dir stems/ --mix stems/mixture.wav --complement mixture -o fixed.wav
 
 ``--stems-dir DIR`` holds one ``<stem>.<ext>`` per stem (a ``mixture``/``mix`` file there is not
-a stem); it must hold every stem the mixer was trained on (other stems pass unchanged). The
+a stem); a stem of the mixer that is not there is silence to it (as a stem a song lacked was in
+training), and stems the mixer does not know pass unchanged. The
 program (printed on stdout, in the language of ``banda-remix --program``) is applied to the
 stem files at their own rate, and the new mix written as ``banda-remix`` writes one: ``sum``
 (default) rebuilds the mix from the processed stems, ``mixture`` (with ``--mix``) adds the

@@ -7,6 +7,7 @@ above -60 dBFS, and the average becomes one program for the whole song
 (:func:`banda.models.mixer.chains_from_outputs`: values rounded to 0.1, kept in range), which
 ``banda-remix``'s program path applies to the stem files at their own rate.
 """
+import logging
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -52,20 +53,28 @@ def predict_program(model, stems: Dict[str, np.ndarray], window_seconds: float, 
 def automix_program(model_path, files: Dict[str, Path], tag: Optional[str] = None, threshold: float = 0.5,
                     device: Optional[str] = None, progress: bool = True) -> Program:
     """Load the mixer, read the stem files its stems name (resampled to its rate) and predict
-    the program. A stem the model needs that is not among ``files`` is an error listing them."""
+    the program. A stem of the model that is not among ``files`` is silence to it (as a stem a
+    track lacks was in training: MedleyDB songs without a piano); none of them is an error."""
     from ..audio import read_audio
     from ..device import resolve_device
     from .repair import load_mixer
 
     model, cfg, path = load_mixer(model_path)
-    missing = [s for s in model.stems if s not in files]
-    if missing:
-        raise BandaError(f"{path}: the mixer listens to {', '.join(model.stems)}; no file for {', '.join(missing)} "
-                         f"(found: {', '.join(files)})")
+    if not any(s in files for s in model.stems):
+        raise BandaError(f"{path}: the mixer listens to {', '.join(model.stems)}; none of them is among the stem "
+                         f"files ({', '.join(files)})")
     if tag is not None:
         model.tag_index(tag)
     dev = resolve_device(device)
     model.to(dev).eval()
-    stems = {s: read_audio(files[s], sample_rate=model.sample_rate, channels=model.in_channels)[0] for s in model.stems}
+    stems = {s: read_audio(files[s], sample_rate=model.sample_rate, channels=model.in_channels)[0]
+             for s in model.stems if s in files}
+    length = next(iter(stems.values())).shape[1]
+    missing = [s for s in model.stems if s not in stems]
+    if missing:
+        logging.getLogger("banda.automix").info("no file for %s: silence to the mixer", ", ".join(missing))
+    for s in missing:
+        stems[s] = np.zeros((model.in_channels, length), dtype=np.float32)
     window = float((cfg.get("data") or {}).get("segment_seconds") or 3.0)
-    return predict_program(model, stems, window, tag, threshold, dev, progress)
+    program = predict_program(model, stems, window, tag, threshold, dev, progress)
+    return Program(tuple(st for st in program.statements if st.stem in files))  # nothing for a stem not there

@@ -38,7 +38,7 @@ import torch
 from ..data import _db, _StemTable
 from ..errors import ConfigError
 from .program import Call, apply_calls
-from .tools import get_tool, inverse_calls
+from .tools import TOOLS, get_tool, inverse_calls, pan_gains
 
 #: The tools a distortion may use (those the tools can undo), in canonical order.
 DISTORTABLE = ("change_volume", "change_pan", "apply_eq")
@@ -55,7 +55,8 @@ class DistortionSpec:
         self.tools: Dict[str, Tuple[float, Dict[str, Tuple[float, float]]]] = {}
         for tool in spec:
             if tool not in DISTORTABLE:
-                get_tool(tool) if isinstance(tool, str) else None
+                if tool not in TOOLS:
+                    raise ConfigError(f"{where}.{tool}: unknown tool (distortable: {', '.join(DISTORTABLE)})")
                 raise ConfigError(f"{where}.{tool}: cannot distort with it (no tool undoes it); distortable: {', '.join(DISTORTABLE)}")
             entry = spec[tool]
             if not isinstance(entry, Mapping):
@@ -89,6 +90,16 @@ class DistortionSpec:
                 raise ConfigError(f"{where}.{tool}: give the range of at least one parameter")
             self.tools[tool] = (float(prob), ranges)
         self.tools = {t: self.tools[t] for t in DISTORTABLE if t in self.tools}
+        # the repair's volume adds the volume's inverse and the pan's level loss: it must fit change_volume
+        worst = 0.0
+        if self.tools.get("change_volume", (0,))[0] > 0 and "db" in self.tools["change_volume"][1]:
+            worst += self.tools["change_volume"][1]["db"][1]
+        if self.tools.get("change_pan", (0,))[0] > 0 and "pan" in self.tools["change_pan"][1]:
+            worst += -20.0 * math.log10(math.cos(self.tools["change_pan"][1]["pan"][1] * math.pi / 2))
+        high = get_tool("change_volume").param("db").high
+        if worst > high:
+            raise ConfigError(f"{where}: the largest volume change and pan together need a {worst:.1f} dB repair, "
+                              f"beyond change_volume's {high:g} dB; narrow {where}.change_volume.db or {where}.change_pan.pan")
 
     def target_tools(self) -> Dict[str, List[str]]:
         """``{tool: [param, ...]}`` of the repair: what a mixer trained on this spec predicts."""

@@ -19,7 +19,7 @@ statement that applies to it, in program order. Numbers are decimal (``-3``, ``2
 
 :func:`parse_program` checks everything it can without audio: the syntax, the tools, their
 parameters (no repeats) and every value's range. :func:`apply_program` checks the stem labels
-against the stems given. Each mistake is one :class:`ProgramError` naming the column, the
+against the stems given. Each mistake is one :class:`ProgramError` naming the place (column, and line in a longer text), the
 stem, the tool and the parameter. ``str(program)`` prints the canonical form, and
 ``parse_program(str(p)) == p`` (values printed with ``repr``, which round-trips floats).
 """
@@ -97,21 +97,29 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
-def _tokens(text: str) -> List[Tuple[str, str, int]]:
+def _position(text: str, pos: int) -> str:
+    """``column C`` of a one-line program, ``line L, column C`` of a longer one (1-based)."""
+    if "\n" not in text:
+        return f"column {pos + 1}"
+    line = text.count("\n", 0, pos) + 1
+    return f"line {line}, column {pos - (text.rfind(chr(10), 0, pos) + 1) + 1}"
+
+
+def _tokens(text: str) -> List[Tuple[str, str, str]]:
     out, pos, depth = [], 0, 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
-            raise ProgramError(f"program: column {pos + 1}: unexpected {text[pos]!r}")
+            raise ProgramError(f"program: {_position(text, pos)}: unexpected {text[pos]!r}")
         kind = m.lastgroup
         if m.group() in "()":
             depth = max(0, depth + (1 if m.group() == "(" else -1))
         if kind == "sep" and m.group() == "\n" and depth:
             kind = "space"  # a line break inside a call's parentheses is whitespace
         if kind != "space":
-            out.append((kind, m.group(), pos + 1))
+            out.append((kind, m.group(), _position(text, pos)))
         pos = m.end()
-    out.append(("end", "", len(text) + 1))
+    out.append(("end", "", _position(text, len(text))))
     return out
 
 
@@ -120,10 +128,10 @@ class _Parser:
         self.toks = _tokens(text)
         self.i = 0
 
-    def peek(self, k: int = 0) -> Tuple[str, str, int]:
+    def peek(self, k: int = 0) -> Tuple[str, str, str]:
         return self.toks[min(self.i + k, len(self.toks) - 1)]
 
-    def take(self) -> Tuple[str, str, int]:
+    def take(self) -> Tuple[str, str, str]:
         tok = self.toks[self.i]
         self.i += 1
         return tok
@@ -132,7 +140,7 @@ class _Parser:
         kind, text, col = self.take()
         if text != value or kind not in ("punct",):
             found = "the end" if kind == "end" else ("a line break" if text == "\n" else repr(text))
-            raise ProgramError(f"program: column {col}: expected {value!r} {after}, found {found}")
+            raise ProgramError(f"program: {col}: expected {value!r} {after}, found {found}")
 
     def program(self) -> Program:
         statements = []
@@ -144,7 +152,7 @@ class _Parser:
             if kind == "end":
                 return Program(tuple(statements))
             if kind != "sep":
-                raise ProgramError(f"program: column {col}: expected a tool call, ';' or the end, found {text!r}")
+                raise ProgramError(f"program: {col}: expected a tool call, ';' or the end, found {text!r}")
 
     def statement(self) -> Optional[Statement]:
         stem = None
@@ -160,7 +168,7 @@ class _Parser:
 
     def call(self, stem: Optional[str]) -> Call:
         _, tool, col = self.take()
-        where = f"program: column {col}: " + (f"{stem}: " if stem else "")
+        where = f"program: {col}: " + (f"{stem}: " if stem else "")
         if tool not in TOOLS:
             raise ProgramError(f"{where}unknown tool {tool!r} (tools: {', '.join(TOOLS)})")
         self.expect("(", f"after {tool!r}")
@@ -169,11 +177,11 @@ class _Parser:
             while True:
                 kind, name, pcol = self.take()
                 if kind != "name":
-                    raise ProgramError(f"program: column {pcol}: expected a parameter name in {tool}(...), found {name!r}")
+                    raise ProgramError(f"program: {pcol}: expected a parameter name in {tool}(...), found {name!r}")
                 self.expect("=", f"after {tool}({name}")
                 kind, value, vcol = self.take()
                 if kind != "number":
-                    raise ProgramError(f"program: column {vcol}: {tool}({name}=...): expected a number, found {value!r}")
+                    raise ProgramError(f"program: {vcol}: {tool}({name}=...): expected a number, found {value!r}")
                 if name in dict(params):
                     raise ProgramError(f"{where}{tool}: parameter {name!r} given twice")
                 params.append((name, float(value)))

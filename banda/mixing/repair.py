@@ -4,7 +4,7 @@
 For each clip (:class:`~banda.mixing.data.DistortionDataset`, fixed: clip ``i`` from track
 ``i % tracks``, every clip with at least one distorted stem), the model hears the distorted
 stems, prints a program, and the program is applied to them. Long rows (``track, stem,
-metric, value``, as :mod:`banda.scoring`; ``track`` is ``<track>@<start sample>``):
+metric, value``, as :mod:`banda.scoring`; ``track`` is ``<track>@<start sample>#<clip>``):
 
 - per stem, and under ``all`` for every (clip, stem) pair: ``volume_error_db``: the absolute
   difference of the repaired stem's level (dB RMS) from the original's, and
@@ -127,7 +127,7 @@ def evaluate_mixer(model_path, data_dir, clips_per_track: int = 4, seconds: Opti
     for i in tqdm(range(len(data)), desc="clips", unit="clip", disable=not progress, dynamic_ncols=True):
         tid, start, _, _ = data.draw(i)
         item = data[i]
-        clip = f"{tid}@{start}"
+        clip = f"{tid}@{start}#{i}"
         with torch.no_grad():
             logits, values = model(item["distorted"][None].to(device))
         chains = chains_from_outputs(model.stems, model.tools, logits[0], values[0])

@@ -14,6 +14,7 @@ programs the model prints applied to the distorted stems, as ``banda-mix-eval`` 
 original's, mean absolute dB over stems and chunks) and ``stft_distance_ratio`` (the STFT
 distance of the repaired mix to the original over that of the distorted mix, mean over chunks).
 """
+import copy
 from typing import Any, Dict
 
 import numpy as np
@@ -24,6 +25,13 @@ from ..config import OPEN, check_numbers
 from ..errors import ConfigError
 from ..models import TOP_LEVEL_PARAMS, build_model, make_archive, model_params
 from .base import TASKS, Task
+
+#: The distortions of a config whose ``distort`` section is empty.
+DEFAULT_DISTORT = {
+    "change_volume": {"prob": 0.5, "db": [4.0, 12.0]},
+    "change_pan": {"prob": 0.3, "pan": [0.2, 0.6]},
+    "apply_eq": {"prob": 0.5, "low_gain": [3.0, 9.0], "mid_gain": [3.0, 9.0], "high_gain": [3.0, 9.0]},
+}
 
 NUMERIC_RULES = {
     "sample_rate": ("a positive integer", lambda v: v > 0),
@@ -60,11 +68,8 @@ class MixerTask(Task):
             "stem_level_db": None,
         },
         # per tool: how often a stem gets it, and each drawn parameter's magnitude range
-        "distort": OPEN(
-            change_volume={"prob": 0.5, "db": [4.0, 12.0]},
-            change_pan={"prob": 0.3, "pan": [0.2, 0.6]},
-            apply_eq={"prob": 0.5, "low_gain": [3.0, 9.0], "mid_gain": [3.0, 9.0], "high_gain": [3.0, 9.0]},
-        ),
+        # (empty: DEFAULT_DISTORT; the tools given replace it, they are not merged into it)
+        "distort": OPEN(),
         "loss": {"presence": 1.0, "values": 1.0},
         "train": {"best_metric": "loss"},
     }
@@ -96,6 +101,8 @@ class MixerTask(Task):
                 raise ConfigError(f"data.stem_level_db: a level in dBFS (<= 0) per stem, or one for all, not {levels!r}")
         if cfg["loss"]["presence"] <= 0 and cfg["loss"]["values"] <= 0:
             raise ConfigError("loss.presence or loss.values must be > 0")
+        if not cfg["distort"]:
+            cfg = dict(cfg, distort=copy.deepcopy(DEFAULT_DISTORT))
         spec = DistortionSpec(cfg["distort"])
         params = dict(cfg["model"]["params"])
         if "tools" in params and params["tools"] != spec.target_tools():

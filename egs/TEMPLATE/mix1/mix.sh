@@ -42,8 +42,14 @@ stage_pack 6
 
 if run_stage 7; then
     dset=${test_sets%% *}
-    stem=$(python -c 'import sys; from banda.config import load_yaml; print(load_yaml(sys.argv[1])["stems"][0])' "${expdir}/config.yaml")
-    read -r track path < "data/${dset}/${stem}.scp"
+    # the first test track's folder of the first stem it has (a '-' in an scp: a stem the track lacks)
+    read -r track path < <(python -c 'import sys
+from banda.config import load_yaml
+from banda.datadir import ABSENT, read_scp
+for stem in load_yaml(sys.argv[1])["stems"]:
+    for track, path in read_scp(f"{sys.argv[2]}/{stem}.scp").items():
+        if path != ABSENT:
+            print(track, path); sys.exit(0)' "${expdir}/config.yaml" "data/${dset}")
     mkdir -p "${expdir}/automix"
     log "Stage 7: automix of ${track} (stems in $(dirname "${path}")) -> ${expdir}/automix/${track}.wav"
     python -m banda.bin.automix -m "${expdir}/${inference_model}" --stems-dir "$(dirname "${path}")" \

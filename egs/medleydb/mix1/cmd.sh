@@ -1,0 +1,1 @@
+../../TEMPLATE/mix1/cmd.sh

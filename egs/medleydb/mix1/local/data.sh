@@ -1,0 +1,1 @@
+../../sep1/local/data.sh
