@@ -330,11 +330,8 @@ def remix_stem_files(files: Dict[str, Path], mix: Optional[Path], gains: np.ndar
     return peak
 
 
-def separation_job(song, make_separator: Callable, out: Path, fmt: str, bit_depth: int, gains_db, where,
-                   complement: Optional[str] = None, extra_inputs=()) -> RemixJob:
-    """``banda-remix -m``: check the song and the output, then build the separator
-    (``make_separator()``, which checks its options and loads the model); the remix is
-    written while the song is separated (:meth:`~banda.inference.Separator.separate_file`)."""
+def _check_song(song, out: Path, fmt: str, bit_depth: int, extra_inputs=()) -> None:
+    """The song of ``banda-remix -m`` (mono or stereo, not empty) and the output, before any work."""
     from .audio import audio_info, check_output_format
     from .fileio import check_output_file
 
@@ -344,6 +341,14 @@ def separation_job(song, make_separator: Callable, out: Path, fmt: str, bit_dept
     if info.frames == 0:
         raise AudioError(f"{song}: audio is empty")
     check_output_format(out, fmt, bit_depth, info.sample_rate)
+
+
+def separation_job(song, make_separator: Callable, out: Path, fmt: str, bit_depth: int, gains_db, where,
+                   complement: Optional[str] = None, extra_inputs=()) -> RemixJob:
+    """``banda-remix -m``: check the song and the output, then build the separator
+    (``make_separator()``, which checks its options and loads the model); the remix is
+    written while the song is separated (:meth:`~banda.inference.Separator.separate_file`)."""
+    _check_song(song, out, fmt, bit_depth, extra_inputs)
     separator = make_separator()
     stems = separator.stems
     gains = resolve_gains(stems, gains_db, where)  # before the (long) separation
@@ -442,15 +447,9 @@ def program_separation_job(song, make_separator: Callable, out: Path, fmt: str, 
     """``banda-remix -m --program``: the song is separated in memory at the model's rate, the
     program applied to the stems there; the change (``mixture``) or the new mix (``sum``) is
     brought back to the song's rate and channels (with ``mixture`` the song itself is the base)."""
-    from .audio import audio_info, check_output_format, convert_channels, read_audio, resample
-    from .fileio import check_output_file
+    from .audio import convert_channels, read_audio, resample
 
-    check_output_file(out, inputs=[song, *extra_inputs], option="-o")
-    info = audio_info(song)
-    check_mono_or_stereo(info.channels, song)
-    if info.frames == 0:
-        raise AudioError(f"{song}: audio is empty")
-    check_output_format(out, fmt, bit_depth, info.sample_rate)
+    _check_song(song, out, fmt, bit_depth, extra_inputs)
     separator = make_separator()
     program.check_stems(list(separator.stems), where="--program: ")
     complement = complement or "mixture"

@@ -355,3 +355,22 @@ def test_mix_eval_needs_a_distort_section(test_dir, tmp_path, capsys):
     torch.save(make_archive(model, "mixer", params), tmp_path / "bare.pth")  # no training config
     assert run(mix_eval_main, "-m", tmp_path / "bare.pth", "--data", test_dir, "-o", tmp_path / "scores") == 2
     error_line(capsys.readouterr().err, "banda-mix-eval", "distort")
+
+
+def test_automix_and_mix_eval_with_text_tags(song, test_dir, tmp_path, capsys):
+    """A mixer trained with tags: --tag conditions it (another program than without), an unknown
+    tag is one line naming the known ones; banda-mix-eval scores it with its tags as in training."""
+    tags = {"brighter": {"apply_eq": {"high_gain": 4.0}}, "louder": {"change_volume": {"db": 3.0}}}
+    model = write_mixer_archive(tmp_path / "tagged.pth", tags=tags)
+    programs = []
+    for extra in ([], ["--tag", "brighter"], ["--tag", "louder"]):
+        assert run(automix_main, "-m", model, "--stems-dir", song["dir"], "--print-only", "--threshold", "0.01",
+                   *extra) == 0
+        programs.append(capsys.readouterr().out.strip())
+    assert len(set(programs)) == 3, programs  # the tag embedding changes what the model hears
+    assert run(automix_main, "-m", model, "--stems-dir", song["dir"], "--print-only", "--tag", "warmer") == 2
+    line = error_line(capsys.readouterr().err, "banda-automix")
+    assert "unknown tag 'warmer'" in line and "brighter, louder" in line
+    out = tmp_path / "scores"
+    assert run(mix_eval_main, "-m", model, "--data", test_dir, "-o", out, "--clips-per-track", "4") == 0
+    assert any(r["metric"] == "stft_distance_ratio" for r in read_csv(out / "summary.csv"))

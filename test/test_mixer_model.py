@@ -69,12 +69,14 @@ def tiny_mixer(stems=STEMS, distort=DISTORT, tags=(), seed=0):
     return LearnedMixer(**params).eval(), params
 
 
-def write_mixer_archive(path: Path, stems=STEMS, distort=DISTORT, segment_seconds=1.0, stem_level_db=None) -> Path:
+def write_mixer_archive(path: Path, stems=STEMS, distort=DISTORT, segment_seconds=1.0, stem_level_db=None,
+                        tags=None) -> Path:
     from banda.models import make_archive
 
-    model, params = tiny_mixer(stems, distort)
+    model, params = tiny_mixer(stems, distort, tags=list(tags or {}))
     cfg = {"task": "mix", "stems": list(stems), "sample_rate": RATE, "channels": 2, "distort": distort,
-           "data": {"segment_seconds": segment_seconds, "stem_level_db": stem_level_db}}
+           "data": {"segment_seconds": segment_seconds, "stem_level_db": stem_level_db, "tag_prob": 0.5},
+           "tags": dict(tags or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(make_archive(model, "mixer", params, config=cfg), path)
     return path
@@ -244,7 +246,7 @@ def test_dataset_items_are_deterministic_per_epoch(data_dir):
     item = data[2]
     assert item["distorted"].shape == item["original"].shape == (4, 2, RATE)
     assert item["presence"].shape == (4, 3) and item["values"].shape == item["mask"].shape == (4, 5)
-    assert all(v.dtype == torch.float32 for v in item.values())
+    assert all(v.dtype == torch.float32 for k, v in item.items() if k != "tag") and item["tag"].dtype == torch.long
     assert same(item, data[2])  # a pure function of (seed, epoch, index)
     assert same(item, dataset(data_dir)[2])
     data.set_epoch(1)
@@ -505,3 +507,62 @@ def test_silent_stems_are_left_out_of_the_volume_error():
     distorted["bass"] = torch.zeros_like(distorted["bass"])
     sc = repair_scores(Program(), originals, distorted, RATE)
     assert "bass" not in sc["volume_error_db"] and set(sc["volume_error_db"]) == {"vocals", "drums", "other"}
+
+
+# --------------------------------------------------------------------------- text tags
+TAGS = {"brighter": {"apply_eq": {"high_gain": 4.0}}, "louder": {"change_volume": {"db": 3.0}}}
+
+
+def test_tagged_items_ask_for_the_tagged_original(data_dir):
+    from banda.mixing.data import tagged
+
+    data = dataset(data_dir, items=24, tags=TAGS, tag_prob=0.7, stem_level_db=-20.0)
+    plain = dataset(data_dir, items=24, stem_level_db=-20.0)
+    rows = [data.tag_of(i) for i in range(24)]
+    assert set(rows) == {0, 1, 2}  # none, brighter, louder
+    tools = DistortionSpec(DISTORT).target_tools()
+    keys = [(t, p) for t in tools for p in tools[t]]
+    for i in range(24):
+        item, base = data[i], plain[i]
+        assert int(item["tag"]) == rows[i]
+        assert torch.equal(item["distorted"], base["distorted"])  # the tag changes the target, not the input
+        _, _, _, calls = data.draw(i)
+        if rows[i] == 0:
+            assert same(item, base)
+            continue
+        name, change = list(TAGS.items())[rows[i] - 1]
+        for j, stem in enumerate(STEMS):
+            want = tagged(repair_of(calls[stem]), change)
+            assert [bool(v) for v in item["presence"][j]] == [t in want for t in tools]
+            for k, (t, p) in enumerate(keys):
+                if t in want:
+                    assert float(item["values"][j, k]) == pytest.approx(want[t][p], abs=1e-5)
+            tool, params = next(iter(change.items()))
+            expect = apply_calls(base["original"][j], RATE, calls_of([(tool, params)]))
+            assert torch.allclose(item["original"][j], expect, atol=1e-6)
+
+
+@pytest.mark.parametrize("tags,needle", [
+    ({"brighter": {"apply_reverb": {"wet": 0.2}}}, "tags.brighter.apply_reverb"),
+    ({"brighter": {"apply_eq": {"mid_q": 1.0}}}, "tags.brighter.apply_eq.mid_q"),
+    ({"brighter": {"apply_eq": {"high_gain": 30.0}}}, "tags.brighter.apply_eq.high_gain"),
+    ({"brighter": {}}, "tags.brighter"),
+    ({" x": {"change_volume": {"db": 1.0}}}, "plain name"),
+])
+def test_check_tags_errors_name_the_key(tags, needle):
+    from banda.mixing.data import check_tags
+
+    with pytest.raises(ConfigError, match=None) as e:
+        check_tags(tags, DistortionSpec(DISTORT).target_tools())
+    assert needle in str(e.value)
+
+
+def test_tags_section_sets_the_model_tags(tmp_path, capsys):
+    from banda.bin.train import main
+
+    path = write_cfg(tmp_path, "tags: {brighter: {apply_eq: {high_gain: 3}}, darker: {apply_eq: {high_gain: -3}}}\n")
+    with pytest.raises(SystemExit) as done:
+        main(["--config", str(path), "--print_config"])
+    assert done.value.code == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["model"]["params"]["tags"] == ["brighter", "darker"]

@@ -121,6 +121,7 @@ def test_config_dry_run(recipe, capsys):
     assert done.value.code == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["task"] == "mix" and list(cfg["model"]["params"]["tools"]) == list(TOOLS)
+    assert cfg["model"]["params"]["tags"] == ([] if recipe == "mini" else ["brighter", "darker"])
     model = build_model("mixer", dict(cfg["model"]["params"], stems=cfg["stems"], sample_rate=cfg["sample_rate"],
                                       in_channels=cfg["channels"]))
     assert model.stems == cfg["stems"]

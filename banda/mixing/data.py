@@ -16,7 +16,8 @@ have no inverse among the tools. The target, per stem, is the repair: each tool'
 and the parameters of the calls that undo the distortion (a pan's level loss is undone by a
 volume change, so ``change_pan`` brings ``change_volume`` into the targets).
 
-Items (dicts of tensors): ``distorted`` and ``original`` ``(stems, channels, time)``,
+Items (dicts of tensors): ``distorted`` and ``original`` ``(stems, channels, time)``, ``tag``
+(the row of the item's text tag, 0 for none; see :class:`DistortionDataset`),
 ``presence (stems, tools)`` (0/1), ``values (stems, params)`` (in the tools' units, 0 where
 absent), ``mask (stems, params)`` (1 where the tool is present). All stems of an item come
 from the same track and offset (a real mix). A stem below ``min_level_db`` (dBFS) in the chunk
@@ -30,7 +31,7 @@ so no model could tell a corpus mix's exact balance from its stems). The mixer t
 to bring distorted stems back to that balance.
 """
 import math
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -157,6 +158,48 @@ def target_arrays(repair: Mapping[str, Mapping[str, float]], tools: Mapping[str,
     return presence, values, mask
 
 
+def check_tags(tags: Mapping, tools: Mapping[str, Sequence[str]], where: str = "tags") -> Dict[str, Dict[str, Dict[str, float]]]:
+    """The ``tags`` section, checked: ``{tag: {tool: {param: change}}}``, each tool one the mixer
+    predicts and each parameter one it sets, each change a number within the parameter's scale
+    (12 dB; half the range otherwise)."""
+    from ..models.mixer import param_scale
+
+    if not isinstance(tags, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of tag names to tool changes, not {tags!r}")
+    out = {}
+    for tag, spec in tags.items():
+        if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
+            raise ConfigError(f"{where}: a tag must be a plain name, not {tag!r}")
+        if not isinstance(spec, Mapping) or not spec:
+            raise ConfigError(f"{where}.{tag}: expected {{tool: {{param: change}}}}, e.g. {{apply_eq: {{high_gain: 3}}}}")
+        out[tag] = {}
+        for tool, params in spec.items():
+            if tool not in tools:
+                raise ConfigError(f"{where}.{tag}.{tool}: not a tool the mixer predicts ({', '.join(tools)})")
+            if not isinstance(params, Mapping) or not params:
+                raise ConfigError(f"{where}.{tag}.{tool}: expected {{param: change}}")
+            out[tag][tool] = {}
+            for param, change in params.items():
+                if param not in tools[tool]:
+                    raise ConfigError(f"{where}.{tag}.{tool}.{param}: not a parameter the mixer predicts "
+                                      f"({', '.join(tools[tool])})")
+                limit = param_scale(tool, param)
+                if isinstance(change, bool) or not isinstance(change, (int, float)) or not abs(change) <= limit:
+                    raise ConfigError(f"{where}.{tag}.{tool}.{param}: a change within +-{limit:g}, not {change!r}")
+                out[tag][tool][param] = float(change)
+    return out
+
+
+def tagged(repair: Mapping[str, Mapping[str, float]], change: Mapping[str, Mapping[str, float]]) -> Dict[str, Dict[str, float]]:
+    """A repair with a tag's changes added (a tool it lacks starts from its defaults)."""
+    out = {t: dict(p) for t, p in repair.items()}
+    for tool, params in change.items():
+        base = out.setdefault(tool, get_tool(tool).full_params({}))
+        for k, v in params.items():
+            base[k] = base[k] + v
+    return out
+
+
 class DistortionDataset(torch.utils.data.Dataset):
     """Chunks of a data dir's stems with their distortions and repair targets (module doc).
 
@@ -168,17 +211,25 @@ class DistortionDataset(torch.utils.data.Dataset):
             for item ``i`` (validation and scoring), else random tracks.
         min_distorted: redraw an item's distortions (up to 20 times) until at least this many
             stems are distorted (scoring needs a distortion in every clip).
+        tags: ``{tag: {tool: {param: change}}}`` (:func:`check_tags`); with probability
+            ``tag_prob`` an item gets one of them (``tag`` is its row, 1-based; 0: none): the
+            original becomes every non-silent stem with the tag's tools applied (e.g. a
+            ``brighter`` mix), and the targets add the tag's changes to the repair. The model
+            learns what the tag asks for from that difference.
     """
 
     def __init__(self, data_dir, stems: Sequence[str], sample_rate: int, channels: int, seconds: float, items: int,
                  spec: DistortionSpec, tools: Mapping[str, Sequence[str]], seed: int = 0, fixed: bool = False,
-                 min_level_db: float = -50.0, min_distorted: int = 0, stem_level_db=None):
+                 min_level_db: float = -50.0, min_distorted: int = 0, stem_level_db=None,
+                 tags: Optional[Mapping] = None, tag_prob: float = 0.0):
         self.table = _StemTable(data_dir, list(stems), sample_rate, channels, need_mix=False)
         self.stems, self.sample_rate, self.channels = list(stems), sample_rate, channels
         self.frames = int(round(seconds * sample_rate))
         self.items, self.spec, self.tools = items, spec, {t: list(p) for t, p in tools.items()}
         self.seed, self.fixed, self.epoch = seed, fixed, 0
         self.min_level_db, self.min_distorted = min_level_db, min_distorted
+        self.tags = list((tags or {}).items())
+        self.tag_prob = tag_prob
         if stem_level_db is None or isinstance(stem_level_db, Mapping):
             self.stem_level_db = dict(stem_level_db) if stem_level_db is not None else None
         else:
@@ -209,20 +260,36 @@ class DistortionDataset(torch.utils.data.Dataset):
                 break
         return tid, start, audio, calls
 
+    def tag_of(self, index: int) -> int:
+        """Item ``index``'s tag row (0: none), from a random stream of its own."""
+        if not self.tags or self.tag_prob <= 0:
+            return 0
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else self.epoch + 1, index, 1])
+        return int(rng.integers(1, len(self.tags) + 1)) if rng.random() < self.tag_prob else 0
+
     def __getitem__(self, index: int):
         _, _, audio, calls = self.draw(index)
-        distorted, presence, values, mask = [], [], [], []
+        tag = self.tag_of(index)
+        change = self.tags[tag - 1][1] if tag else None
+        distorted, originals, presence, values, mask = [], [], [], [], []
         for s in self.stems:
             x = torch.from_numpy(np.ascontiguousarray(audio[s], dtype=np.float32))
             y = apply_calls(x, self.sample_rate, [Call(t, tuple(p.items())) for t, p in calls[s]], s)
             distorted.append(y)
-            pr, va, ma = target_arrays(repair_of(calls[s]), self.tools)
+            repair = repair_of(calls[s])
+            if change and _db(audio[s]) >= self.min_level_db:
+                x = apply_calls(x, self.sample_rate, [Call(t, tuple(get_tool(t).full_params(p).items()))
+                                                      for t, p in change.items()], s)
+                repair = tagged(repair, change)
+            originals.append(x)
+            pr, va, ma = target_arrays(repair, self.tools)
             presence.append(pr)
             values.append(va)
             mask.append(ma)
         return {
             "distorted": torch.stack(distorted),
-            "original": torch.from_numpy(np.stack([audio[s] for s in self.stems]).astype(np.float32)),
+            "original": torch.stack(originals),
+            "tag": torch.tensor(tag, dtype=torch.long),
             "presence": torch.from_numpy(np.stack(presence)),
             "values": torch.from_numpy(np.stack(values)),
             "mask": torch.from_numpy(np.stack(mask)),

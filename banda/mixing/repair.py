@@ -100,7 +100,9 @@ def evaluate_mixer(model_path, data_dir, clips_per_track: int = 4, seconds: Opti
                    distort: Optional[Mapping] = None, device: Optional[str] = None, progress: bool = True) -> List[dict]:
     """Long rows (module doc) for ``clips_per_track`` distorted clips of every track of
     ``data_dir``. The distortions are the model's training config's ``distort`` section unless
-    ``distort`` is given; ``seconds`` defaults to its ``data.segment_seconds``."""
+    ``distort`` is given; ``seconds`` defaults to its ``data.segment_seconds``. A mixer trained
+with text tags is scored with them as in training (``data.tag_prob`` of the clips carry one,
+their original is the tagged mix)."""
     from ..device import resolve_device
     from ..models.mixer import chains_from_outputs
     from .data import DistortionDataset, DistortionSpec
@@ -121,7 +123,8 @@ def evaluate_mixer(model_path, data_dir, clips_per_track: int = 4, seconds: Opti
     tracks = len(_StemTable(data_dir, model.stems, model.sample_rate, model.in_channels, need_mix=False).ids)
     data = DistortionDataset(data_dir, model.stems, model.sample_rate, model.in_channels, seconds,
                              clips_per_track * tracks, spec, model.tools, seed=seed, fixed=True, min_distorted=1,
-                             stem_level_db=(cfg.get("data") or {}).get("stem_level_db"))
+                             stem_level_db=(cfg.get("data") or {}).get("stem_level_db"),
+                             tags=cfg.get("tags") or {}, tag_prob=(cfg.get("data") or {}).get("tag_prob", 0.0))
     keys = [(t, p) for t in model.tools for p in model.tools[t]]
     rows: List[dict] = []
     for i in tqdm(range(len(data)), desc="clips", unit="clip", disable=not progress, dynamic_ncols=True):
@@ -129,7 +132,8 @@ def evaluate_mixer(model_path, data_dir, clips_per_track: int = 4, seconds: Opti
         item = data[i]
         clip = f"{tid}@{start}#{i}"
         with torch.no_grad():
-            logits, values = model(item["distorted"][None].to(device))
+            tags = item["tag"][None].to(device) if model.tag_embedding is not None else None
+            logits, values = model(item["distorted"][None].to(device), tags)
         chains = chains_from_outputs(model.stems, model.tools, logits[0], values[0])
         program = make_program(chains)
         sc = repair_scores(program, dict(zip(model.stems, item["original"])), dict(zip(model.stems, item["distorted"])),

@@ -5,7 +5,9 @@ time)``, ``presence (batch, stems, tools)``, ``values``/``mask (batch, stems, pa
 model (:class:`banda.models.mixer.LearnedMixer`, its ``tools`` set from the ``distort``
 section) and one optimizer. The loss: ``loss.presence`` x binary cross-entropy of the tool
 presence + ``loss.values`` x smooth L1 of the parameter values in units of their scale
-(:func:`~banda.models.mixer.param_scale`), where the tool is present.
+(:func:`~banda.models.mixer.param_scale`), where the tool is present. With ``tags``, an item
+may carry a text tag (``batch["tag"]``, the model's tag row) whose tool changes the original
+and the targets include (:class:`banda.mixing.data.DistortionDataset`).
 
 Validation (fixed distorted chunks of ``data.valid_dir``, each with a distorted stem):
 ``loss``; ``presence_acc`` (tool presence right, over stems and tools); and, with the
@@ -42,6 +44,7 @@ NUMERIC_RULES = {
     "data.num_workers": ("an integer >= 0", lambda v: v >= 0),
     "data.valid_items": ("an integer >= 1", lambda v: v >= 1),
     "data.min_level_db": ("a number (dBFS)", lambda v: True),
+    "data.tag_prob": ("a probability in [0, 1]", lambda v: 0 <= v <= 1),
     "loss.presence": ("a number >= 0", lambda v: v >= 0),
     "loss.values": ("a number >= 0", lambda v: v >= 0),
 }
@@ -66,10 +69,15 @@ class MixerTask(Task):
             # null: the original is the corpus's own mix; a number (every stem) or {stem: dBFS}:
             # each clean stem chunk is first brought to that RMS level (a reference balance)
             "stem_level_db": None,
+            "tag_prob": 0.5,         # share of items with a text tag (when there are tags)
         },
         # per tool: how often a stem gets it, and each drawn parameter's magnitude range
         # (empty: DEFAULT_DISTORT; the tools given replace it, they are not merged into it)
         "distort": OPEN(),
+        # text tags the mixer can be conditioned on: {tag: {tool: {param: change}}}, e.g.
+        # brighter: {apply_eq: {high_gain: 3.0}}; an item with a tag asks for the original with
+        # the tag's tools applied to every stem (module doc)
+        "tags": OPEN(),
         "loss": {"presence": 1.0, "values": 1.0},
         "train": {"best_metric": "loss"},
     }
@@ -108,6 +116,14 @@ class MixerTask(Task):
         if "tools" in params and params["tools"] != spec.target_tools():
             raise ConfigError(f"model.params.tools is set by the distort section ({spec.target_tools()}); leave it out")
         params["tools"] = spec.target_tools()
+        from ..mixing.data import check_tags
+
+        tags = check_tags(cfg["tags"], params["tools"])
+        if cfg["channels"] == 1 and any("change_pan" in t for t in tags.values()):
+            raise ConfigError("tags: change_pan makes a mono stem stereo; not with channels: 1")
+        if "tags" in params and list(params["tags"]) != list(tags):
+            raise ConfigError(f"model.params.tags is set by the tags section ({list(tags)}); leave it out")
+        params["tags"] = list(tags)
         full = model_params(cfg["model"]["name"], params, stems, cfg["sample_rate"], cfg["channels"])
         for key in TOP_LEVEL_PARAMS:  # set by the top-level config, added back by __init__
             full.pop(key, None)
@@ -123,6 +139,7 @@ class MixerTask(Task):
                                                                   sample_rate=cfg["sample_rate"], in_channels=cfg["channels"])}
         self.distortions = DistortionSpec(cfg["distort"])
         self.tools = self.distortions.target_tools()
+        self.tags = dict(cfg["tags"])
 
     def model_spec(self):
         return {"model": self.spec}
@@ -145,7 +162,7 @@ class MixerTask(Task):
         return DistortionDataset(data_dir, cfg["stems"], cfg["sample_rate"], cfg["channels"], d["segment_seconds"], items,
                                  self.distortions, self.tools, seed=cfg["train"]["seed"], fixed=fixed,
                                  min_level_db=d["min_level_db"], min_distorted=min_distorted,
-                                 stem_level_db=d["stem_level_db"])
+                                 stem_level_db=d["stem_level_db"], tags=self.tags, tag_prob=d["tag_prob"])
 
     def train_dataset(self):
         return self._dataset(self.cfg["data"]["train_dir"], self.cfg["data"]["items_per_epoch"], fixed=False)
@@ -173,8 +190,9 @@ class MixerTask(Task):
 
     def train_step(self, nets, batch, step, autocast):
         x = batch["distorted"].to(self.device, non_blocking=True)
+        tags = batch["tag"].to(self.device) if self.tags else None
         with autocast():
-            logits, values = nets["model"](x)
+            logits, values = nets["model"](x, tags)
         loss, terms = self.losses(logits, values, batch)
         yield "model", loss, terms
 
@@ -189,8 +207,9 @@ class MixerTask(Task):
         losses, correct, total, vol_err, ratios, examples, n = [], 0, 0, [], [], [], 0
         for batch in loader:
             x = batch["distorted"].to(self.device)
+            tags = batch["tag"].to(self.device) if self.tags else None
             with autocast():
-                logits, values = model(x)
+                logits, values = model(x, tags)
             loss, _ = self.losses(logits, values, batch)
             losses.append(loss.item() * len(x))
             n += len(x)
