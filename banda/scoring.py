@@ -87,6 +87,12 @@ METRIC_LABELS = {
                          "mean over tracks",
     "query_margin": "query margin: SI-SDR with the matching query minus with the mismatched one [dB], mean over tracks",
     "collapsed": "collapsed to silence (estimate more than 30 dB below a non-silent target), fraction of tracks",
+    # banda-mix-eval: a "track" is one distorted clip (`all`: one clip's stem)
+    "volume_error_db": "volume error: |level of the repaired stem - level of the original| [dB] (the input row: the "
+                       "distorted stem), mean over clips; `all`: over every clip's stems",
+    "stft_distance_ratio": "multi-resolution STFT distance of the repaired mix to the original over the distorted "
+                           "mix's, mean over clips",
+    "loudness_diff_lu": "|integrated loudness of the mix - the original's| [LU], mean over clips",
 }
 #: metrics whose reported aggregate over tracks is the median (the rest: the mean)
 MEDIAN_METRICS = ("snr",)
@@ -448,6 +454,11 @@ def _reported(metric: str, row: dict) -> float:
     return float(row["median"] if base in M.BSS_EVAL_NAMES or base in MEDIAN_METRICS else row["mean"])
 
 
+#: Row "stems" of scorers that are not stems: ``all`` (every stem's values together) and ``mix``
+#: (the mixture as a whole; banda-mix-eval). Tables show them but leave them out of the mean.
+AGGREGATE_STEMS = ("all", "mix")
+
+
 def results_tables(summary_rows: Sequence[dict], system: str = "model", heading: str = "##",
                    baselines: Optional[Mapping[str, Sequence[dict]]] = None) -> List[str]:
     """Markdown lines: one table per metric, columns = stems + mean, rows ``mixture (input)``
@@ -457,7 +468,8 @@ def results_tables(summary_rows: Sequence[dict], system: str = "model", heading:
 
     ``summary_rows`` as returned by :func:`evaluate_dirs` or read back from ``summary.csv``.
     BSS-Eval metrics report the median over tracks (cSDR), the others the mean over tracks;
-    the ``mean`` column is the mean over stems of those values. Rows with a ``variant`` give
+    the ``mean`` column is the mean over stems of those values (a table has the stems its metric
+    has; :data:`AGGREGATE_STEMS` are shown, not averaged). Rows with a ``variant`` give
     one group of tables per variant.
     """
     baselines = dict(baselines or {})
@@ -484,12 +496,17 @@ def results_tables(summary_rows: Sequence[dict], system: str = "model", heading:
     derived = {improvement_name(m) for m in models}
     base = [m for m in models if m not in derived or m in METRIC_LABELS]
     lines: List[str] = []
+    all_stems = stems
     for m in base:
         n_tracks = max(int(float(table[(s, m)]["count"])) + int(float(table[(s, m)]["missing"]))
-                       for s in stems if (s, m) in table)
+                       for s in all_stems if (s, m) in table)
+        # the columns: the stems this metric has; the mean is over real stems only, not over the
+        # rows a scorer adds for all stems together or for the mix (AGGREGATE_STEMS)
+        stems = [s for s in all_stems if (s, m) in table or (s, INPUT_PREFIX + m) in table]
+        averaged = [k for k, s in enumerate(stems) if s not in AGGREGATE_STEMS]
         lines += [f"{heading} {m}", "", f"{METRIC_LABELS.get(m, m)}; {n_tracks} tracks.", ""]
-        lines.append("| system | " + " | ".join(stems) + " | mean |")
-        lines.append("|---|" + "---:|" * (len(stems) + 1))
+        lines.append("| system | " + " | ".join(stems) + (" | mean |" if averaged else " |"))
+        lines.append("|---|" + "---:|" * (len(stems) + bool(averaged)))
         rows = {}
         if any((s, INPUT_PREFIX + m) in table for s in stems):
             rows[INPUT_SYSTEM] = [(_reported(INPUT_PREFIX + m, table[(s, INPUT_PREFIX + m)]) if (s, INPUT_PREFIX + m) in table else math.nan) for s in stems]
@@ -499,9 +516,9 @@ def results_tables(summary_rows: Sequence[dict], system: str = "model", heading:
         if INPUT_SYSTEM in rows:
             rows[f"improvement ({improvement_name(m)})"] = [a - b for a, b in zip(rows[system], rows[INPUT_SYSTEM])]
         for label, vals in rows.items():
-            ok = [v for v in vals if not math.isnan(v)]
-            mean = sum(ok) / len(ok) if ok else math.nan
-            cells = ["—" if math.isnan(v) else f"{v:.2f}" for v in vals + [mean]]
+            ok = [vals[k] for k in averaged if not math.isnan(vals[k])]
+            mean = [sum(ok) / len(ok) if ok else math.nan] if averaged else []
+            cells = ["—" if math.isnan(v) else f"{v:.2f}" for v in vals + mean]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
