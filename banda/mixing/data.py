@@ -39,7 +39,7 @@ import torch
 from ..data import _db, _StemTable
 from ..errors import ConfigError
 from .program import Call, apply_calls
-from .tools import TOOLS, get_tool, inverse_calls, pan_gains
+from .tools import TOOLS, get_tool, inverse_calls
 
 #: The tools a distortion may use (those the tools can undo), in canonical order.
 DISTORTABLE = ("change_volume", "change_pan", "apply_eq")

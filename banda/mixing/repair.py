@@ -20,9 +20,8 @@ metric, value``, as :mod:`banda.scoring`; ``track`` is ``<track>@<start sample>#
   differences, ITU-R BS.1770 by ``torchaudio.functional.loudness``).
 """
 import math
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional
 
-import numpy as np
 import torch
 from tqdm import tqdm
 

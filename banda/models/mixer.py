@@ -16,9 +16,9 @@ module of :data:`MIXER_ENCODERS` mapping ``(batch, channels, time) -> (batch, ou
 ``melstats`` (each channel's log-mel band means and spreads: level, balance and spectral
 shape, what volume, pan and EQ change) and ``melcnn`` (a small CNN on the channels' log-mel
 spectrograms, then mean and spread over time). Levels are kept absolute (log-mel in bels, no
-normalisation of the input), since a volume change is nothing but a level.
+per-item normalisation; ``melstats``' BatchNorm standardises each feature across the items of
+a batch, so an item's level stays visible), since a volume change is nothing but a level.
 """
-import math
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
