@@ -423,3 +423,21 @@ def test_inverse_calls_none_for_compressor_reverb_and_hard_pan():
     assert inverse_calls("apply_reverb", {"wet": 0.5}) is None
     assert inverse_calls("change_pan", {"pan": 1.0}) is None
     assert inverse_calls("change_pan", {"pan": -1.0}) is None
+
+
+@pytest.mark.parametrize("name,params", [
+    ("change_volume", {"db": -4.0}),
+    ("change_pan", {"pan": 0.3}),
+    ("apply_eq", {"low_gain": 3.0, "mid_gain": -2.0, "high_gain": 4.0}),
+    ("apply_reverb", {"wet": 0.5, "decay_s": 0.2}),
+])
+def test_linear_tools_are_differentiable_in_the_audio(name, params):
+    """Volume, pan, EQ and reverb are linear in the audio: the gradient of <w, tool(x)> is the
+    tool's adjoint applied to w, so the directional derivative along v equals <w, tool(v)>."""
+    x = (noise(2, 2048) * 0.3).requires_grad_(True)
+    w, v = noise(2, 2048, seed=1), noise(2, 2048, seed=2)
+    y = get_tool(name)(x, SR, **params)
+    (y * w[: y.shape[0]]).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    want = float((get_tool(name)(v, SR, **params) * w[: y.shape[0]]).sum())
+    assert float((x.grad * v).sum()) == pytest.approx(want, rel=1e-6, abs=1e-9)
