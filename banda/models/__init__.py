@@ -159,4 +159,4 @@ def load_model(path, device: Optional[str] = None) -> torch.nn.Module:
     return model.to(device) if device else model
 
 
-from . import bandit, banquet, convtasnet, mixer, msstftd, openunmix, seanet  # noqa: E402,F401  (registers the models)
+from . import bandit, banquet, convtasnet, mixer, msstftd, openunmix, roformer, seanet  # noqa: E402,F401  (registers the models)
