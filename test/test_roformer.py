@@ -1,7 +1,12 @@
-"""banda's BS-RoFormer against lucidrains' ``bs-roformer`` 0.3.9 (the layout of the community's
-MSST checkpoints): the same state_dict keys and shapes, and the same outputs within 1e-4 for
-reduced configurations modelled on the published ones (4-stem stereo, 1-stem, mono, deeper
-mask MLPs), weights copied from the reference."""
+"""banda's BS-RoFormer and Mel-Band-RoFormer against lucidrains' ``bs-roformer`` 0.3.9 (the
+layout of the community's MSST checkpoints): the same state_dict keys and shapes, and the same
+outputs within 1e-4 for reduced configurations modelled on the published ones (4-stem stereo,
+vocals-only, mono, other mask MLP depths), weights copied from the reference.
+
+The reference's Mel-Band model builds its bands with ``librosa.filters.mel``; librosa is not
+installed here, so the test gives it torchaudio's Slaney filterbank (``melscale_fbanks``, an
+implementation independent of banda's), and checks banda's band layout against the published
+60-band one on its own."""
 import importlib
 import importlib.util
 import sys
@@ -16,17 +21,26 @@ from banda.models import build_model
 from banda.models.roformer import DEFAULT_FREQS_PER_BANDS, BSRoformer
 
 
-def reference_module():
-    """``bs_roformer.bs_roformer`` without running the package's ``__init__`` (which imports the
-    Mel-Band model and with it librosa, not installed here)."""
-    if "bs_roformer.bs_roformer" in sys.modules:
-        return sys.modules["bs_roformer.bs_roformer"]
-    spec = importlib.util.find_spec("bs_roformer")
-    assert spec is not None, "bs-roformer 0.3.9 is not installed (tools/requirements-reference.txt)"
-    package = types.ModuleType("bs_roformer")
-    package.__path__ = [str(Path(spec.origin).parent)]
-    sys.modules["bs_roformer"] = package
-    return importlib.import_module("bs_roformer.bs_roformer")
+def reference_module(name: str = "bs_roformer"):
+    """``bs_roformer.<name>`` without running the package's ``__init__`` (which imports both
+    models); for ``mel_band_roformer`` with a ``librosa.filters.mel`` of torchaudio's."""
+    if "bs_roformer" not in sys.modules or not hasattr(sys.modules["bs_roformer"], "__path__"):
+        spec = importlib.util.find_spec("bs_roformer")
+        assert spec is not None, "bs-roformer 0.3.9 is not installed (tools/requirements-reference.txt)"
+        package = types.ModuleType("bs_roformer")
+        package.__path__ = [str(Path(spec.origin).parent)]
+        sys.modules["bs_roformer"] = package
+    if name == "mel_band_roformer" and "librosa" not in sys.modules:
+        from torchaudio.functional import melscale_fbanks
+
+        def mel(sr, n_fft, n_mels):
+            fb = melscale_fbanks(n_fft // 2 + 1, 0.0, sr / 2, n_mels, sr, norm="slaney", mel_scale="slaney")
+            return fb.T.contiguous().numpy()
+
+        librosa = types.ModuleType("librosa")
+        librosa.filters = types.SimpleNamespace(mel=mel)
+        sys.modules["librosa"] = librosa
+    return importlib.import_module(f"bs_roformer.{name}")
 
 
 #: 29 bands for a 512-point STFT (257 bins), shaped like the 62 of the 2048-point default
@@ -119,3 +133,62 @@ def test_zero_dc_zeroes_the_dc_bin():
     assert (plain - zeroed).abs().max() > 1e-3
     inner = slice(512, -512)  # away from the edges, where the frames overlap fully
     assert zeroed[..., inner].mean(-1).abs().max() < 0.2 * plain[..., inner].mean(-1).abs().max()
+
+
+# --------------------------------------------------------------------------- Mel-Band-RoFormer
+MEL_CONFIGS = {
+    # like the vocals Mel-Band-RoFormers (KimberleyJensen's, viperx's): 1 stem, stereo, reduced
+    "vocals_stereo": dict(stems=["vocals"], in_channels=2, dim=24, depth=1, time_transformer_depth=1,
+                          freq_transformer_depth=1, num_bands=16, dim_head=8, heads=3, mask_estimator_depth=2),
+    "2stem_mono": dict(stems=["vocals", "other"], in_channels=1, dim=16, depth=2, time_transformer_depth=1,
+                       freq_transformer_depth=1, num_bands=12, dim_head=8, heads=2, mask_estimator_depth=1),
+}
+
+
+def mel_reference_kwargs(params):
+    p = dict(params)
+    stems, channels = p.pop("stems"), p.pop("in_channels")
+    return dict(p, num_stems=len(stems), stereo=channels == 2, sample_rate=44100, **STFT)
+
+
+def mel_pair(name, seed=0):
+    from banda.models.roformer import MelBandRoformer
+
+    ref = reference_module("mel_band_roformer").MelBandRoformer(**mel_reference_kwargs(MEL_CONFIGS[name])).eval()
+    torch.manual_seed(seed)
+    state = {k: (torch.randn_like(v) * 0.2 if v.dtype.is_floating_point and not k.endswith("rotary_embed.freqs") else v)
+             for k, v in ref.state_dict().items()}
+    ref.load_state_dict(state)
+    ours = MelBandRoformer(**MEL_CONFIGS[name], sample_rate=44100, **STFT).eval()
+    ours.load_state_dict(state, strict=True)
+    return ref, ours
+
+
+@pytest.mark.parametrize("name", list(MEL_CONFIGS))
+def test_mel_state_dict_layout_and_outputs_equal_the_reference(name):
+    ref, ours = mel_pair(name)
+    assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
+        [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+    torch.testing.assert_close(ours.freq_indices, ref.freq_indices, rtol=0, atol=0)
+    channels, stems = MEL_CONFIGS[name]["in_channels"], len(MEL_CONFIGS[name]["stems"])
+    x = torch.randn(2, channels, 128 * 90, generator=torch.Generator().manual_seed(1)) * 0.2
+    with torch.no_grad():
+        want = ref(x)
+        got = ours(x)
+    if stems == 1:
+        want = want.unsqueeze(1)
+    assert got.shape == (2, stems, channels, x.shape[-1]) == want.shape
+    assert want.abs().max() > 1e-3
+    assert (got - want).abs().max() <= 1e-4
+
+
+def test_mel_bands_of_the_published_configuration():
+    """60 bands of a 2048-point STFT at 44.1 kHz: the bins per band of the published models
+    (as librosa's filterbank gives them), 1979 band bins over 1025 STFT bins."""
+    from banda.models.roformer import mel_band_membership
+
+    member = mel_band_membership(44100, 2048, 60)
+    assert member.sum(1).tolist() == [7] + [6] * 14 + [7, 7, 7, 9, 9, 9, 10, 10, 11, 13, 13, 13, 15, 16, 17, 19, 20, 20,
+                                                      22, 24, 26, 28, 29, 31, 33, 36, 39, 41, 44, 47, 50, 54, 57, 61,
+                                                      66, 71, 76, 80, 86, 93, 99, 105, 113, 122, 130]
+    assert int(member.sum()) == 1979 and member.any(0).all() and int(member.sum(0).max()) == 2
