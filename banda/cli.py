@@ -172,9 +172,15 @@ def true_false(value: str) -> bool:
 # ------------------------------------------------------------------ options shared by entry points
 def add_separator_options(p: argparse.ArgumentParser, note: str = "") -> None:
     """The options of a :class:`~banda.inference.Separator` (also used by banda-remix)."""
-    p.add_argument("--segment", type=float, default=6.0, help=f"{note}segment length in seconds (default 6)")
-    p.add_argument("--overlap", type=float, default=0.25,
-                   help=f"{note}overlap between segments, fraction in [0, 1) (default 0.25)")
+    p.add_argument("--model-config", type=str, default=None, metavar="YAML",
+                   help=f"{note}-m is a community BS-/Mel-Band-RoFormer checkpoint (.ckpt) and this its "
+                        "Music-Source-Separation-Training YAML config")
+    p.add_argument("--segment", type=float, default=None,
+                   help=f"{note}segment length in seconds (default: the model's own, e.g. an MSST config's "
+                        "chunk_size, else 6)")
+    p.add_argument("--overlap", type=float, default=None,
+                   help=f"{note}overlap between segments, fraction in [0, 1) (default: the model's own, e.g. "
+                        "1 - 1/num_overlap of an MSST config, else 0.25)")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"{note}segments per forward pass (default: 8 on CUDA, 1 on CPU, where "
                         "larger batches only cost memory)")
@@ -190,4 +196,5 @@ def separator_from_args(args, queries=None):
     from .inference import build_separator
 
     return build_separator(args.model, device=args.device, segment=args.segment, overlap=args.overlap,
-                           batch_size=args.batch_size, amp=args.amp, progress=not args.no_progress, queries=queries)
+                           batch_size=args.batch_size, amp=args.amp, progress=not args.no_progress, queries=queries,
+                           model_config=args.model_config)

@@ -160,13 +160,13 @@ def resample_file(src: Path, dst: Path, new_rate: int, frames: Optional[int] = N
                 out.write(np.zeros((total - written, ch), dtype=np.float32))
 
 
-def check_separator_options(segment: float, overlap: float, batch_size: Optional[int] = None,
+def check_separator_options(segment: Optional[float], overlap: Optional[float], batch_size: Optional[int] = None,
                             device: Optional[str] = None) -> str:
-    """Check the separator options (named as banda-separate's) before any work; returns the
-    device to use (``cuda`` when available and ``device`` is None)."""
-    if not (math.isfinite(overlap) and 0 <= overlap < 1):
+    """Check the separator options (named as banda-separate's; None: not given) before any work;
+    returns the device to use (``cuda`` when available and ``device`` is None)."""
+    if overlap is not None and not (math.isfinite(overlap) and 0 <= overlap < 1):
         raise BandaError(f"--overlap must be in [0, 1), got {overlap}")
-    if not (math.isfinite(segment) and MIN_SEGMENT <= segment <= MAX_SEGMENT):
+    if segment is not None and not (math.isfinite(segment) and MIN_SEGMENT <= segment <= MAX_SEGMENT):
         raise BandaError(f"--segment must be between {MIN_SEGMENT} and {MAX_SEGMENT:g} seconds, got {segment}")
     if batch_size is not None and batch_size < 1:
         raise BandaError(f"--batch-size must be at least 1, got {batch_size}")
@@ -175,17 +175,27 @@ def check_separator_options(segment: float, overlap: float, batch_size: Optional
     return str(resolve_device(device, "--device"))
 
 
-def build_separator(model_path, device: Optional[str] = None, segment: float = 6.0, overlap: float = 0.25,
-                    batch_size: Optional[int] = None, amp: str = "off", progress: bool = True,
-                    queries: Optional["QuerySpecs"] = None) -> "Separator":
+DEFAULT_SEGMENT, DEFAULT_OVERLAP = 6.0, 0.25
+
+
+def build_separator(model_path, device: Optional[str] = None, segment: Optional[float] = None,
+                    overlap: Optional[float] = None, batch_size: Optional[int] = None, amp: str = "off",
+                    progress: bool = True, queries: Optional["QuerySpecs"] = None, model_config=None) -> "Separator":
     """Check the options, then load the model at ``model_path`` (archive, exp dir or Open-Unmix
-    folder) into a :class:`Separator`; ``batch_size`` defaults to :data:`CUDA_BATCH_SIZE` on CUDA, 1 on CPU.
+    folder; with ``model_config``, a community RoFormer checkpoint and its MSST YAML) into a
+    :class:`Separator`; ``batch_size`` defaults to :data:`CUDA_BATCH_SIZE` on CUDA, 1 on CPU.
+    ``segment`` and ``overlap`` default to the model's own (``inference_defaults``: an MSST
+    config's chunk size and overlap), else 6 s and 0.25.
     A query model (Banquet) needs ``queries``: it separates one stem per query (:class:`QueryBound`)."""
     from .models import load_model
 
     device = check_separator_options(segment, overlap, batch_size, device)
     batch_size = batch_size or (CUDA_BATCH_SIZE if device.startswith("cuda") else 1)
-    model = load_model(model_path)
+    model = load_model(model_path, model_config=model_config)
+    own = getattr(model, "inference_defaults", {})
+    segment = segment if segment is not None else own.get("segment", DEFAULT_SEGMENT)
+    overlap = overlap if overlap is not None else own.get("overlap", DEFAULT_OVERLAP)
+    check_separator_options(segment, overlap, batch_size, device)
     if is_query_model(model):
         if not queries or not queries.any():
             raise BandaError(f"{model_path}: a query model separates what a query names: give --query CLIP, "

@@ -192,3 +192,31 @@ def test_mel_bands_of_the_published_configuration():
                                                       22, 24, 26, 28, 29, 31, 33, 36, 39, 41, 44, 47, 50, 54, 57, 61,
                                                       66, 71, 76, 80, 86, 93, 99, 105, 113, 122, 130]
     assert int(member.sum()) == 1979 and member.any(0).all() and int(member.sum(0).max()) == 2
+
+
+def test_skip_connection_adds_every_earlier_layer_output():
+    """MSST's skip_connection: with one layer nothing changes; with three, layer i's input is the
+    previous output plus the outputs of all layers before i (checked with the model's own layers)."""
+    _, ours = pair("4stem_stereo")
+    x = torch.randn(1, 2, 128 * 30, generator=torch.Generator().manual_seed(4)) * 0.2
+    one = BSRoformer(**dict(CONFIGS["4stem_stereo"], depth=1), freqs_per_bands=SMALL_BANDS, **STFT).eval()
+    one.load_state_dict({k: v for k, v in ours.state_dict().items() if not k.startswith("layers.1.")})
+    with torch.no_grad():
+        plain = one(x)
+        one.skip_connection = True
+        torch.testing.assert_close(one(x), plain, rtol=0, atol=0)
+    z = torch.randn(1, 5, 29, 32, generator=torch.Generator().manual_seed(5))
+    layers = list(ours.layers) * 2  # three layers: the two of the model, then the first again
+    ours.layers = torch.nn.ModuleList(layers[:3])
+    ours.skip_connection = True
+
+    def layer(tf, h):
+        b, t, k, d = h.shape
+        h = tf[0](h.transpose(1, 2).reshape(b * k, t, d)).reshape(b, k, t, d).transpose(1, 2)
+        return tf[1](h.reshape(b * t, k, d)).reshape(b, t, k, d)
+
+    with torch.no_grad():
+        o1 = layer(layers[0], z)
+        o2 = layer(layers[1], o1 + o1)
+        o3 = layer(layers[2], o2 + o1 + o2)
+        torch.testing.assert_close(ours._axial(z), o3)

@@ -290,7 +290,7 @@ def test_print_config(tmp_path, models, capsys):
     assert e.value.code == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["model"] == "exp/x" and shown["format"] == "flac" and shown["bit_depth"] == 24
-    assert shown["inputs"] == ["a.wav"] and shown["segment"] == 6.0
+    assert shown["inputs"] == ["a.wav"] and shown["segment"] is None  # the model's own, else 6 s
     assert "config" not in shown and "print_config" not in shown
     assert not (tmp_path / "separated").exists()
 

@@ -61,7 +61,7 @@ from ..errors import BandaError
 
 PROG = "banda-remix"
 log = logging.getLogger("banda.remix")
-SEPARATOR_OPTIONS = ("segment", "overlap", "batch_size", "device", "amp")
+SEPARATOR_OPTIONS = ("model_config", "segment", "overlap", "batch_size", "device", "amp")
 
 
 class _AppendGain(argparse.Action):
@@ -162,13 +162,13 @@ def _main(argv: Optional[List[str]]) -> int:
     gains_db, where = parse_gain_options(args.gain, args.preset)
     if program is not None and args.model:
         job = program_separation_job(args.input, lambda: separator_from_args(args), out, fmt, args.bit_depth, program,
-                                     args.complement, extra_inputs=[args.model, args.config, args.program_file])
+                                     args.complement, extra_inputs=[args.model, args.config, args.program_file, args.model_config])
     elif program is not None:
         job = program_files_job(Path(args.stems_dir), Path(args.mix) if args.mix else None, out, fmt, args.bit_depth,
                                 program, args.complement, extra_inputs=[args.config, args.program_file])
     elif args.model:
         job = separation_job(args.input, lambda: separator_from_args(args), out, fmt, args.bit_depth, gains_db, where,
-                             args.complement, extra_inputs=[args.model, args.config])
+                             args.complement, extra_inputs=[args.model, args.config, args.model_config])
     else:
         job = stem_files_job(Path(args.stems_dir), Path(args.mix) if args.mix else None, out, fmt, args.bit_depth,
                              gains_db, where, args.complement, extra_inputs=[args.config])

@@ -145,10 +145,17 @@ def resolve_model_path(path) -> Path:
     return path
 
 
-def load_model(path, device: Optional[str] = None) -> torch.nn.Module:
+def load_model(path, device: Optional[str] = None, model_config=None) -> torch.nn.Module:
     """Load a model, in eval mode, from an archive file, an experiment directory or an
     Open-Unmix model folder (with its published Wiener defaults, or those its
-    ``separator.json`` sets: see :mod:`banda.models.openunmix`)."""
+    ``separator.json`` sets: see :mod:`banda.models.openunmix`); with ``model_config``, ``path``
+    is a community BS-/Mel-Band-RoFormer checkpoint and that its MSST YAML config
+    (:mod:`banda.models.msst`)."""
+    if model_config is not None:
+        from .msst import load_msst
+
+        model = load_msst(path, model_config)
+        return model.to(device) if device else model
     path = resolve_model_path(path)
     if path.is_dir():
         from .openunmix import load_openunmix
@@ -156,7 +163,9 @@ def load_model(path, device: Optional[str] = None) -> torch.nn.Module:
         return load_openunmix(path, device=device)
     archive = read_archive(path)
     model = model_from_archive(archive, where=path)
+    if isinstance(archive.get("inference"), dict):  # e.g. an MSST checkpoint's chunk size and overlap
+        model.inference_defaults = dict(archive["inference"])
     return model.to(device) if device else model
 
 
-from . import bandit, banquet, convtasnet, mixer, msstftd, openunmix, roformer, seanet  # noqa: E402,F401  (registers the models)
+from . import bandit, banquet, convtasnet, mixer, msst, msstftd, openunmix, roformer, seanet  # noqa: E402,F401  (registers the models)

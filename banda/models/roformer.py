@@ -21,7 +21,8 @@ transformers each share one rotary table (``rotary_embed.freqs``, stored under e
 layer as the reference stores it).
 
 ``zero_dc`` (MSST's newer code, off in ``bs-roformer`` 0.3.9 and when the published
-checkpoints were trained) zeroes the DC bin before the inverse STFT.
+checkpoints were trained) zeroes the DC bin before the inverse STFT; ``skip_connection``
+(MSST's) adds every earlier layer's output to each layer's input.
 """
 from types import SimpleNamespace
 from typing import List, Sequence
@@ -165,7 +166,7 @@ class _Roformer(nn.Module):
 
     def _setup(self, stems, in_channels, sample_rate, dim, depth, time_transformer_depth, freq_transformer_depth,
                dim_head, heads, attn_dropout, ff_dropout, stft_n_fft, stft_hop_length, stft_win_length,
-               stft_normalized, zero_dc, norm_output):
+               stft_normalized, zero_dc, skip_connection, norm_output):
         self.stems = list(stems)
         if not self.stems or len(set(self.stems)) != len(self.stems):
             raise ConfigError(f"stems must be distinct and at least one, got {self.stems}")
@@ -173,7 +174,7 @@ class _Roformer(nn.Module):
             raise ConfigError(f"a RoFormer takes mono or stereo audio, not {in_channels} channels")
         self.in_channels, self.sample_rate = int(in_channels), int(sample_rate)
         self.n_fft, self.hop_length, self.win_length = stft_n_fft, stft_hop_length, stft_win_length
-        self.normalized, self.zero_dc = stft_normalized, zero_dc
+        self.normalized, self.zero_dc, self.skip_connection = stft_normalized, zero_dc, bool(skip_connection)
         self.stft = SimpleNamespace(n_fft=stft_n_fft)  # what Separator reads: the shortest segment
         self.register_buffer("window", torch.hann_window(stft_win_length), persistent=False)
         time_rotary, freq_rotary = RotaryTable(dim_head), RotaryTable(dim_head)
@@ -195,11 +196,18 @@ class _Roformer(nn.Module):
         return spec.reshape(b, s, f, t).transpose(1, 2).reshape(b, f * s, t)
 
     def _axial(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, frames, bands, dim)`` through the time and band transformers of every layer."""
+        """``(batch, frames, bands, dim)`` through the time and band transformers of every layer;
+        with ``skip_connection`` (MSST's) each layer's input also gets every earlier layer's output."""
         b, t, k, _ = x.shape
+        outputs = []
         for time_tf, freq_tf in self.layers:
+            if self.skip_connection:
+                for earlier in outputs:
+                    x = x + earlier
             x = time_tf(x.transpose(1, 2).reshape(b * k, t, -1)).reshape(b, k, t, -1).transpose(1, 2)
             x = freq_tf(x.reshape(b * t, k, -1)).reshape(b, t, k, -1)
+            if self.skip_connection:
+                outputs.append(x)
         return x
 
     def _masks(self, x: torch.Tensor, rows: int) -> torch.Tensor:
@@ -234,6 +242,8 @@ class BSRoformer(_Roformer):
         freqs_per_bands: STFT bins per band, summing to ``stft_n_fft // 2 + 1``.
         stft_n_fft, stft_hop_length, stft_win_length, stft_normalized: the STFT (Hann window).
         zero_dc: zero the DC bin of the masked spectra before the inverse STFT (MSST's newer code).
+        skip_connection: MSST's option: before each layer, add the outputs of all earlier layers
+            (no parameters; off in the published configs).
 
     The output always has the input's length and a stem axis (the reference drops the stem
     axis of a one-stem model and returns ``hop * (time // hop)`` samples).
@@ -244,11 +254,12 @@ class BSRoformer(_Roformer):
                  freqs_per_bands: Sequence[int] = DEFAULT_FREQS_PER_BANDS, dim_head: int = 64, heads: int = 8,
                  attn_dropout: float = 0.0, ff_dropout: float = 0.0, stft_n_fft: int = 2048,
                  stft_hop_length: int = 512, stft_win_length: int = 2048, stft_normalized: bool = False,
-                 mask_estimator_depth: int = 2, mlp_expansion_factor: int = 4, zero_dc: bool = False):
+                 mask_estimator_depth: int = 2, mlp_expansion_factor: int = 4, zero_dc: bool = False,
+                 skip_connection: bool = False):
         super().__init__()
         self._setup(stems, in_channels, sample_rate, dim, depth, time_transformer_depth, freq_transformer_depth,
                     dim_head, heads, attn_dropout, ff_dropout, stft_n_fft, stft_hop_length, stft_win_length,
-                    stft_normalized, zero_dc, norm_output=False)
+                    stft_normalized, zero_dc, skip_connection, norm_output=False)
         freqs_per_bands = [int(f) for f in freqs_per_bands]
         if sum(freqs_per_bands) != stft_n_fft // 2 + 1 or len(freqs_per_bands) < 2 or min(freqs_per_bands) < 1:
             raise ConfigError(f"model.params.freqs_per_bands: {len(freqs_per_bands)} bands of {sum(freqs_per_bands)} "
@@ -318,11 +329,11 @@ class MelBandRoformer(_Roformer):
                  num_bands: int = 60, dim_head: int = 64, heads: int = 8, attn_dropout: float = 0.0,
                  ff_dropout: float = 0.0, stft_n_fft: int = 2048, stft_hop_length: int = 441,
                  stft_win_length: int = 2048, stft_normalized: bool = False, mask_estimator_depth: int = 2,
-                 mlp_expansion_factor: int = 4, zero_dc: bool = False):
+                 mlp_expansion_factor: int = 4, zero_dc: bool = False, skip_connection: bool = False):
         super().__init__()
         self._setup(stems, in_channels, sample_rate, dim, depth, time_transformer_depth, freq_transformer_depth,
                     dim_head, heads, attn_dropout, ff_dropout, stft_n_fft, stft_hop_length, stft_win_length,
-                    stft_normalized, zero_dc, norm_output=True)
+                    stft_normalized, zero_dc, skip_connection, norm_output=True)
         if not 2 <= num_bands <= stft_n_fft // 2:
             raise ConfigError(f"model.params.num_bands must be in [2, {stft_n_fft // 2}], not {num_bands}")
         member = mel_band_membership(self.sample_rate, stft_n_fft, num_bands)
