@@ -364,15 +364,13 @@ def separation_job(song, make_separator: Callable, out: Path, fmt: str, bit_dept
     return RemixJob(stems, gains, complement, produce)
 
 
-def stem_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str, bit_depth: int, gains_db, where,
-                   complement: Optional[str] = None, extra_inputs=()) -> RemixJob:
-    """``banda-remix --stems-dir``: find and check the stem files (headers only) and the output."""
+def _check_stem_job(files: Dict[str, Path], found_mix: Optional[Path], mix: Optional[Path], out: Path, fmt: str,
+                    bit_depth: int, complement: Optional[str], extra_inputs=()):
+    """The checks of a remix of stem files before any work: ``(complement, rate, channels,
+    frames, notes)`` (``mixture`` needs ``--mix``; the output is no input; the headers agree)."""
     from .audio import check_output_format
     from .fileio import check_output_file
 
-    files, found_mix = find_stem_files(stems_dir)
-    stems = list(files)
-    gains = resolve_gains(stems, gains_db, where)
     complement = complement or ("mixture" if mix is not None else "sum")
     if complement == "mixture" and mix is None:
         raise BandaError("--complement mixture needs the mixture: give --mix FILE (or use --complement sum)")
@@ -380,6 +378,17 @@ def stem_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str, bi
     rate, channels, frames = check_stem_files(files, mix)
     check_output_format(out, fmt, bit_depth, rate)
     notes = [f"{found_mix} is not used as the mixture; give --mix {found_mix} to use it"] if mix is None and found_mix else []
+    return complement, rate, channels, frames, notes
+
+
+def stem_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str, bit_depth: int, gains_db, where,
+                   complement: Optional[str] = None, extra_inputs=()) -> RemixJob:
+    """``banda-remix --stems-dir``: find and check the stem files (headers only) and the output."""
+    files, found_mix = find_stem_files(stems_dir)
+    stems = list(files)
+    gains = resolve_gains(stems, gains_db, where)
+    complement, rate, channels, frames, notes = _check_stem_job(files, found_mix, mix, out, fmt, bit_depth, complement,
+                                                                extra_inputs)
     return RemixJob(stems, gains, complement,
                     lambda dst: remix_stem_files(files, mix, gains, complement, rate, channels, frames, dst), notes)
 
@@ -418,18 +427,13 @@ def program_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str,
                       complement: Optional[str] = None, extra_inputs=(), files=None, found_mix=None) -> RemixJob:
     """``banda-remix --stems-dir --program`` (and ``banda-automix``): the stem files are read
     whole (a program's compressor and reverb need the whole signal), the program applied."""
-    from .audio import check_output_format, read_audio
-    from .fileio import check_output_file
+    from .audio import read_audio
 
     if files is None:
         files, found_mix = find_stem_files(stems_dir)
     program.check_stems(list(files), where="--program: ")
-    complement = complement or ("mixture" if mix is not None else "sum")
-    if complement == "mixture" and mix is None:
-        raise BandaError("--complement mixture needs the mixture: give --mix FILE (or use --complement sum)")
-    check_output_file(out, inputs=[*files.values(), mix, found_mix, *extra_inputs], option="-o")
-    rate, channels, frames = check_stem_files(files, mix)
-    check_output_format(out, fmt, bit_depth, rate)
+    complement, rate, channels, frames, notes = _check_stem_job(files, found_mix, mix, out, fmt, bit_depth, complement,
+                                                                extra_inputs)
 
     def produce(dst: Path) -> float:
         stems = {k: read_audio(f, channels=channels)[0] for k, f in files.items()}
@@ -438,7 +442,6 @@ def program_files_job(stems_dir: Path, mix: Optional[Path], out: Path, fmt: str,
         _audio.write_float_wav(dst, y, rate)
         return float(np.abs(y).max()) if np.isfinite(y).all() else math.nan
 
-    notes = [f"{found_mix} is not used as the mixture; give --mix {found_mix} to use it"] if mix is None and found_mix else []
     return RemixJob(list(files), np.ones(len(files)), complement, produce, notes + _program_notes(program, list(files)))
 
 

@@ -11,9 +11,7 @@ from recipe_helpers import REPO, assert_missing_corpus_stops_stage_1, copy_recip
 
 from banda.mixing.program import parse_program
 from test_prepare_medleydb import make_medleydb
-from test_recipe_musdb18hq import EXTRA_TRAIN, TEST, write_track
-
-from banda.corpora.musdb import MUSDB_VALID_TRACKS
+from test_recipe_musdb18hq import TEST, make_musdb
 
 TOOLS = ("change_volume", "change_pan", "apply_eq")
 
@@ -85,12 +83,7 @@ def test_mini_recipe_all_stages(mini_run):
 
 @pytest.fixture(scope="module")
 def musdb(tmp_path_factory):
-    root = tmp_path_factory.mktemp("musdb") / "musdb18hq"
-    for k, name in enumerate(sorted(MUSDB_VALID_TRACKS + EXTRA_TRAIN)):
-        write_track(root / "train" / name, 1.0, seed=k)
-    for k, name in enumerate(TEST):
-        write_track(root / "test" / name, 2.0, seed=100 + k)
-    return root
+    return make_musdb(tmp_path_factory.mktemp("musdb") / "musdb18hq")
 
 
 def test_musdb18hq_recipe_on_its_layout(tmp_path_factory, musdb, tmp_path):

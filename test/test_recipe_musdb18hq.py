@@ -42,14 +42,19 @@ def write_track(folder: Path, seconds: float, seed: int) -> None:
     sf.write(str(folder / "mixture.wav"), mix, RATE, subtype="PCM_16")
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("musdb") / "musdb18hq"
+def make_musdb(root: Path) -> Path:
+    """The tiny MUSDB18-HQ copy under ``root``: the 14 standard validation tracks and 3 more in
+    train/ (1 s each), 2 test tracks (2 s)."""
     for k, name in enumerate(sorted(MUSDB_VALID_TRACKS + EXTRA_TRAIN)):
         write_track(root / "train" / name, 1.0, seed=k)
     for k, name in enumerate(TEST):
         write_track(root / "test" / name, 2.0, seed=100 + k)
     return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_musdb(tmp_path_factory.mktemp("musdb") / "musdb18hq")
 
 
 @pytest.fixture(scope="module")
