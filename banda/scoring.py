@@ -54,7 +54,7 @@ from . import metrics as M
 from .audio import audio_info, read_audio
 from .datadir import MIX, read_scp, stem_names
 from .errors import AudioError, ConfigError, DataError
-from .fileio import write_csv, write_text
+from .fileio import check_output_file, write_csv, write_text
 
 log = logging.getLogger("banda.scoring")
 
@@ -594,6 +594,16 @@ def evaluate_dirs(
             log.warning("%s", message)
     long_rows = [row for result in results for row in result["rows"]]
     return long_rows, summarize(long_rows)
+
+
+#: The files :func:`write_results` writes into a scores folder.
+RESULT_FILES = ("long.csv", "summary.csv", "scoring.json")
+
+
+def check_results_dir(out_dir: PathLike, option: str = "-o") -> None:
+    """Before any scoring: every file of :data:`RESULT_FILES` can be written in ``out_dir``."""
+    for name in RESULT_FILES:
+        check_output_file(Path(out_dir) / name, option=option)
 
 
 def write_results(out_dir: PathLike, long_rows: Sequence[dict], summary_rows: Sequence[dict],

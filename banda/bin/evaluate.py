@@ -68,8 +68,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     setup_logging(args.verbose)
     # every output path is checked before hours of scoring (nothing is created here)
     if args.out:
-        for name in ("long.csv", "summary.csv", "scoring.json"):
-            check_output_file(Path(args.out) / name, option="-o")
+        scoring.check_results_dir(args.out)
     if args.results_md:
         check_output_file(args.results_md, option="--results-md")
     options = dict(
@@ -92,7 +91,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         if any(m in M.TRACK_METRICS for m in info["metrics"]):
             info.update(bss_eval_backend=args.bss_eval_backend, bss_eval_device=args.device)
         scoring.write_results(args.out, long_rows, summary_rows, info=info)
-        log.info("wrote %s, %s and %s", *(Path(args.out) / n for n in ("long.csv", "summary.csv", "scoring.json")))
+        log.info("wrote %s, %s and %s", *(Path(args.out) / n for n in scoring.RESULT_FILES))
     if args.results_md:
         scoring.write_results_md(summary_rows, args.results_md, args.title, system=args.system)
     print(scoring.format_summary_table(summary_rows))

@@ -25,7 +25,6 @@ from typing import List, Optional
 from .. import scoring
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..errors import BandaError
-from ..fileio import check_output_file
 
 log = logging.getLogger("banda.mix_eval")
 
@@ -51,8 +50,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         raise BandaError(f"--clips-per-track must be >= 1, not {args.clips_per_track}")
     if args.seconds is not None and not args.seconds >= 0.5:
         raise BandaError(f"--seconds must be >= 0.5, not {args.seconds}")
-    for name in ("long.csv", "summary.csv", "scoring.json"):
-        check_output_file(Path(args.out) / name, option="-o")
+    scoring.check_results_dir(args.out)
     setup_logging()
     rows = evaluate_mixer(args.model, args.data, args.clips_per_track, args.seconds, args.seed, device=args.device,
                           progress=not args.no_progress)

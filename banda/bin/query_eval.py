@@ -20,7 +20,6 @@ from typing import List, Optional
 
 from .. import scoring
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
-from ..fileio import check_output_file
 
 log = logging.getLogger("banda.query_eval")
 
@@ -48,8 +47,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     setup_logging()
     if not args.query_seconds > 0:
         raise BandaError(f"--query-seconds must be > 0, not {args.query_seconds}")
-    for name in ("long.csv", "summary.csv", "scoring.json"):
-        check_output_file(Path(args.out) / name, option="-o")
+    scoring.check_results_dir(args.out)
     stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None
     rows = evaluate_queries(args.model, args.data, stems, query_seconds=args.query_seconds, device=args.device,
                             segment=args.segment, overlap=args.overlap, progress=not args.no_progress)

@@ -35,7 +35,7 @@ def predict_program(model, stems: Dict[str, np.ndarray], window_seconds: float, 
     starts = list(range(0, max(1, n - win + 1), win))
     if n > win and starts[-1] + win < n:
         starts.append(n - win)  # the last window ends with the song
-    row = torch.tensor([model.tag_index(tag)], device=device) if model.tag_embedding is not None else None
+    row = torch.tensor([model.tag_index(tag)], device=device)
     logits, values, used = 0.0, 0.0, 0
     for start in tqdm(starts, desc="listening", unit="window", disable=not progress, dynamic_ncols=True):
         chunk = audio[..., start:start + win]

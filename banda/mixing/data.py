@@ -268,7 +268,11 @@ class DistortionDataset(torch.utils.data.Dataset):
         return int(rng.integers(1, len(self.tags) + 1)) if rng.random() < self.tag_prob else 0
 
     def __getitem__(self, index: int):
-        _, _, audio, calls = self.draw(index)
+        return self.item(index)[2]
+
+    def item(self, index: int):
+        """``(track, start, item)``: item ``index`` and where its chunk comes from."""
+        tid, start, audio, calls = self.draw(index)
         tag = self.tag_of(index)
         change = self.tags[tag - 1][1] if tag else None
         distorted, originals, presence, values, mask = [], [], [], [], []
@@ -286,7 +290,7 @@ class DistortionDataset(torch.utils.data.Dataset):
             presence.append(pr)
             values.append(va)
             mask.append(ma)
-        return {
+        return tid, start, {
             "distorted": torch.stack(distorted),
             "original": torch.stack(originals),
             "tag": torch.tensor(tag, dtype=torch.long),

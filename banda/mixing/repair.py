@@ -106,6 +106,7 @@ their original is the tagged mix)."""
     from ..models.mixer import chains_from_outputs
     from .data import DistortionDataset, DistortionSpec
     from .program import make_program
+    from .tools import get_tool
 
     model, cfg, path = load_mixer(model_path)
     distort = distort if distort is not None else cfg.get("distort")
@@ -117,22 +118,18 @@ their original is the tagged mix)."""
         raise BandaError("the clips need a positive length and at least one clip per track")
     device = resolve_device(device)
     model.to(device).eval()
-    from ..data import _StemTable
-
-    tracks = len(_StemTable(data_dir, model.stems, model.sample_rate, model.in_channels, need_mix=False).ids)
-    data = DistortionDataset(data_dir, model.stems, model.sample_rate, model.in_channels, seconds,
-                             clips_per_track * tracks, spec, model.tools, seed=seed, fixed=True, min_distorted=1,
+    data = DistortionDataset(data_dir, model.stems, model.sample_rate, model.in_channels, seconds, 0, spec,
+                             model.tools, seed=seed, fixed=True, min_distorted=1,
                              stem_level_db=(cfg.get("data") or {}).get("stem_level_db"),
                              tags=cfg.get("tags") or {}, tag_prob=(cfg.get("data") or {}).get("tag_prob", 0.0))
+    data.items = clips_per_track * len(data.table.ids)  # clip i is from track i % tracks
     keys = [(t, p) for t in model.tools for p in model.tools[t]]
     rows: List[dict] = []
     for i in tqdm(range(len(data)), desc="clips", unit="clip", disable=not progress, dynamic_ncols=True):
-        tid, start, _, _ = data.draw(i)
-        item = data[i]
+        tid, start, item = data.item(i)
         clip = f"{tid}@{start}#{i}"
         with torch.no_grad():
-            tags = item["tag"][None].to(device) if model.tag_embedding is not None else None
-            logits, values = model(item["distorted"][None].to(device), tags)
+            logits, values = model(item["distorted"][None].to(device), item["tag"][None].to(device))
         chains = chains_from_outputs(model.stems, model.tools, logits[0], values[0])
         program = make_program(chains)
         sc = repair_scores(program, dict(zip(model.stems, item["original"])), dict(zip(model.stems, item["distorted"])),
@@ -148,8 +145,6 @@ their original is the tagged mix)."""
                 add(stem, f"{tool}_presence_acc", float((tool in used) == target))
             for k, (tool, param) in enumerate(keys):
                 if item["mask"][j, k]:
-                    from .tools import get_tool
-
                     applied = used.get(tool, {}).get(param, get_tool(tool).param(param).default)
                     add(stem, f"{tool}.{param}_error", abs(applied - float(item["values"][j, k])))
             if stem in sc["volume_error_db"]:

@@ -175,6 +175,8 @@ class LearnedMixer(nn.Module):
         if self.tag_embedding is not None:
             rows = tags if tags is not None else torch.zeros(b, dtype=torch.long, device=stems.device)
             h = h + self.tag_embedding(rows)[:, None]
+        elif tags is not None and bool(tags.any()):
+            raise ValueError("this mixer has no tags (tag rows must be 0)")
         h = self.norm(self.fusion(h))
         return self.presence_head(h), self.value_head(h) * self.scales
 
@@ -184,7 +186,7 @@ class LearnedMixer(nn.Module):
         """``(stems, channels, time)`` of one song -> ``{stem: [(tool, {param: value}), ...]}``
         (see :func:`chains_from_outputs`)."""
         rows = torch.tensor([self.tag_index(tag)], device=stems.device)
-        logits, values = self(stems[None], rows if self.tag_embedding is not None else None)
+        logits, values = self(stems[None], rows)
         return chains_from_outputs(self.stems, self.tools, logits[0], values[0], threshold, decimals)
 
 

@@ -184,15 +184,17 @@ class MixerTask(Task):
         return lc["presence"] * bce + lc["values"] * l1, {"presence": bce.detach(), "values": l1.detach()}
 
     def _scales(self, values):
-        from ..models.mixer import param_scale
+        if getattr(self, "_scale_tensor", None) is None or self._scale_tensor.device != values.device:
+            from ..models.mixer import param_scale
 
-        return values.new_tensor([param_scale(t, p) for t in self.tools for p in self.tools[t]]).float()
+            self._scale_tensor = torch.tensor([param_scale(t, p) for t in self.tools for p in self.tools[t]],
+                                              device=values.device)
+        return self._scale_tensor
 
     def train_step(self, nets, batch, step, autocast):
         x = batch["distorted"].to(self.device, non_blocking=True)
-        tags = batch["tag"].to(self.device) if self.tags else None
         with autocast():
-            logits, values = nets["model"](x, tags)
+            logits, values = nets["model"](x, batch["tag"].to(self.device))
         loss, terms = self.losses(logits, values, batch)
         yield "model", loss, terms
 
@@ -207,9 +209,8 @@ class MixerTask(Task):
         losses, correct, total, vol_err, ratios, examples, n = [], 0, 0, [], [], [], 0
         for batch in loader:
             x = batch["distorted"].to(self.device)
-            tags = batch["tag"].to(self.device) if self.tags else None
             with autocast():
-                logits, values = model(x, tags)
+                logits, values = model(x, batch["tag"].to(self.device))
             loss, _ = self.losses(logits, values, batch)
             losses.append(loss.item() * len(x))
             n += len(x)
