@@ -458,9 +458,8 @@ def program_separation_job(song, make_separator: Callable, out: Path, fmt: str, 
     complement = complement or "mixture"
 
     def produce(dst: Path) -> float:
-        audio, rate = read_audio(song)
-        at_model = read_audio(song, sample_rate=separator.sample_rate)[0]
-        est = separator.separate(at_model)
+        audio, rate = read_audio(song)  # read once; resampled for the model when the rates differ
+        est = separator.separate(np.asarray(resample(audio, rate, separator.sample_rate), dtype=np.float32))
         stems = {k: est[i] for i, k in enumerate(separator.stems)}
         if complement == "sum":
             y = program_remix(stems, program, separator.sample_rate, "sum")
