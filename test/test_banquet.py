@@ -125,11 +125,11 @@ def test_initialised_from_a_bandit_and_frozen():
     for name, p in model.named_parameters():
         frozen = name.startswith(("band_split.", "tf_model.", "query_encoder."))
         assert p.requires_grad is not frozen, name
-    torch.testing.assert_close(model.band_split.layers[0][1].weight, bandit.band_split.layers[0][1].weight)
+    torch.testing.assert_close(model.band_split.groups[0].proj.weight, bandit.band_split.groups[0].proj.weight)
     model.train()
     model(torch.randn(1, 2, 4000), torch.randn(1, 2, 3000)).square().mean().backward()
     assert all(p.grad is None for n, p in model.named_parameters() if not p.requires_grad)
-    assert model.decoder.mlps[0][1].weight.grad is not None and model.film.gamma[0].weight.grad is not None
+    assert model.decoder.hidden.weight.grad is not None and model.film.gamma[0].weight.grad is not None
 
 
 def test_melstats_encoder_tells_timbres_apart_and_film_starts_near_identity():

@@ -137,7 +137,7 @@ def test_bandit_per_channel_treats_channels_alike():
         joint = tiny_bandit(stereo="joint")
         assert not torch.allclose(joint(swapped), joint(x).flip(2), atol=1e-5)
     # per_channel has the band-split input features of a mono model
-    assert per.band_split.layers[0][1].in_features * 2 == joint.band_split.layers[0][1].in_features
+    assert per.band_split.band_params(0)["weight"].shape[1] * 2 == joint.band_split.band_params(0)["weight"].shape[1]
 
 
 def test_bandit_mono_and_channel_check():
@@ -333,10 +333,10 @@ def test_models_get_only_the_top_level_settings_they_take():
 
 
 @pytest.mark.parametrize("bands,n_bands,complex_mask", [("v7", None, True), ("musical", 16, False), ("roformer", None, True)])
-def test_bandit_batched_bands_equal_per_band_modules(bands, n_bands, complex_mask):
-    """BandSplit and MaskDecoder run the bands of one width as one batched product; the result
-    is each band's own LayerNorm + Linear (+ Tanh, Linear, GLU) applied alone, and the
-    parameters stay one module per band (archives keep their keys)."""
+def test_bandit_grouped_bands_equal_per_band_modules(bands, n_bands, complex_mask):
+    """BandSplit and MaskDecoder store the bands of one width as one tensor and run them as one
+    batched product; the result is each band's own LayerNorm + Linear (+ Tanh, Linear, GLU)
+    applied alone, with the band's parameters (``band_params``)."""
     torch.manual_seed(0)
     model = build_model("bandit", dict(stems=["vocals", "drums"], in_channels=2, dim=16, n_layers=1, hidden=16,
                                        mask_hidden=24, bands=bands, n_bands=n_bands, complex_mask=complex_mask))
@@ -345,17 +345,31 @@ def test_bandit_batched_bands_equal_per_band_modules(bands, n_bands, complex_mas
     spec = torch.randn(2, 2, 1025, 7, dtype=torch.complex64)
     split = model.band_split
     x = torch.view_as_real(spec).permute(0, 3, 2, 1, 4).reshape(2, 7, 1025, 4)
-    alone = torch.stack([layer(x[:, :, s:e].reshape(2, 7, -1)) for (s, e), layer in zip(split.ranges, split.layers)], 1)
-    torch.testing.assert_close(split(spec), alone, rtol=1e-5, atol=1e-5)
+
+    def norm(v, w, b):
+        return torch.nn.functional.layer_norm(v, v.shape[-1:], w, b)
+
+    alone = []
+    for i, (s, e) in enumerate(split.ranges):
+        p = split.band_params(i)
+        alone.append(torch.nn.functional.linear(norm(x[:, :, s:e].reshape(2, 7, -1), p["norm_weight"], p["norm_bias"]),
+                                                p["weight"], p["bias"]))
+    torch.testing.assert_close(split(spec), torch.stack(alone, 1), rtol=1e-5, atol=1e-5)
 
     z = torch.randn(2, len(split.ranges), 7, 16)
     dec = model.decoders["drums"]
-    per_band = torch.cat([mlp(z[:, i]).reshape(2, 7, e - s, dec.channels * dec.parts)
-                          for i, ((s, e), mlp) in enumerate(zip(dec.ranges, dec.mlps))], 2)
+    per_band = []
+    for i, (s, e) in enumerate(dec.ranges):
+        p = dec.band_params(i)
+        h = torch.tanh(torch.nn.functional.linear(norm(z[:, i], p["norm_weight"], p["norm_bias"]), p["hidden_weight"],
+                                                  p["hidden_bias"]))
+        y = torch.nn.functional.glu(torch.nn.functional.linear(h, p["out_weight"], p["out_bias"]), dim=-1)
+        per_band.append(y.reshape(2, 7, e - s, dec.channels * dec.parts))
+    per_band = torch.cat(per_band, 2)
     if not dec.concatenate:
         per_band = (per_band * dec.flat_weights[:, None]).new_zeros(2, 7, 1025, dec.channels * dec.parts).index_add_(
             2, dec.index, per_band * dec.flat_weights[:, None])
     mask = per_band.reshape(2, 7, 1025, dec.channels, dec.parts).permute(0, 3, 2, 1, 4)
     mask = torch.view_as_complex(mask.contiguous()) if dec.parts == 2 else mask[..., 0]
     torch.testing.assert_close(dec(z, 1025), mask, rtol=1e-5, atol=1e-5)
-    assert "band_split.layers.0.1.weight" in model.state_dict() and "decoders.drums.mlps.0.3.weight" in model.state_dict()
+    assert "band_split.groups.0.proj.weight" in model.state_dict() and "decoders.drums.out.0.weight" in model.state_dict()

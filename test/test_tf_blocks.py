@@ -388,15 +388,15 @@ def _constant_mask(model, real, imag):
     """Set every decoder so its mask is ``real + j imag`` everywhere (real masks: ``real``)."""
     with torch.no_grad():
         for decoder in model.decoders.values():
-            for (s, e), mlp in zip(decoder.ranges, decoder.mlps):
-                last = mlp[3]
-                last.weight.zero_()
-                half = last.out_features // 2
-                value = last.bias[:half].view(e - s, decoder.channels, decoder.parts)
+            for band, (s, e) in enumerate(decoder.ranges):
+                last = decoder.band_params(band)
+                last["out_weight"].zero_()
+                half = last["out_bias"].shape[0] // 2
+                value = last["out_bias"][:half].view(e - s, decoder.channels, decoder.parts)
                 value[..., 0] = real
                 if decoder.parts == 2:
                     value[..., 1] = imag
-                last.bias[half:] = 30.0  # GLU gate sigmoid(30) = 1
+                last["out_bias"][half:] = 30.0  # GLU gate sigmoid(30) = 1
 
 
 @pytest.mark.parametrize("complex_mask", [True, False])

@@ -94,7 +94,7 @@ def model_from_archive(archive: Dict[str, Any], where="model archive") -> torch.
     except (TypeError, ValueError, KeyError) as e:
         raise BandaError(f"{where}: cannot build model {spec['name']!r} from the archive's params ({_short(e)})") from None
     own = model.state_dict()
-    state = archive["state_dict"]
+    state = upgrade_state_dict(model, archive["state_dict"])
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -111,6 +111,18 @@ def model_from_archive(archive: Dict[str, Any], where="model archive") -> torch.
     model.load_state_dict(state)
     model.eval()
     return model
+
+
+def upgrade_state_dict(model: torch.nn.Module, state: Dict[str, Any]) -> Dict[str, Any]:
+    """``state`` (a copy) with the entries of an earlier parameter layout converted to ``model``'s:
+    each submodule with an ``upgrade_state_dict(state, prefix)`` method converts its own (the
+    per-band layers that band-split models now store grouped, see :mod:`banda.models.bandit`)."""
+    state = dict(state)
+    for name, module in model.named_modules():
+        upgrade = getattr(module, "upgrade_state_dict", None)
+        if callable(upgrade) and module is not model:
+            upgrade(state, name + "." if name else "")
+    return state
 
 
 def _check_stem_names(stems, where) -> None:

@@ -33,71 +33,126 @@ def _width_groups(ranges):
     return out, [i for _, idx in out for i in idx]
 
 
-def _inverse(order: List[int]) -> List[int]:
-    """The permutation that puts ``order``'s items back in place."""
+def _inverse(order: List[int]) -> Optional[List[int]]:
+    """The permutation that puts ``order``'s items back in place (``None``: already in place)."""
+    if order == list(range(len(order))):
+        return None
     inv = [0] * len(order)
     for k, i in enumerate(order):
         inv[i] = k
     return inv
 
 
-def _stacked(modules, name: str) -> torch.Tensor:
-    """The parameter ``name`` of each module, stacked (gradients flow back to each)."""
-    return torch.stack([getattr(m, name) for m in modules])
+class GroupedNorm(nn.Module):
+    """LayerNorms of equal width, one per band, as one module: ``(bands, rows, features)`` ->
+    the same, each band with its own affine ``weight``/``bias`` ``(bands, features)``."""
+
+    def __init__(self, bands: int, features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(bands, features))
+        self.bias = nn.Parameter(torch.zeros(bands, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
+        return torch.addcmul(self.bias[:, None], y, self.weight[:, None])
 
 
-def _layer_norm(x: torch.Tensor, norms) -> torch.Tensor:
-    """Per-band LayerNorm: ``x (..., bands, time, features)`` normalised over features, each band
-    with its own :class:`~torch.nn.LayerNorm`'s affine (all alike in ``eps``)."""
-    y = nn.functional.layer_norm(x, x.shape[-1:], eps=norms[0].eps)
-    return y * _stacked(norms, "weight")[:, None] + _stacked(norms, "bias")[:, None]
+class GroupedLinear(nn.Module):
+    """Linear layers of equal shape, one per band, as one batched product:
+    ``(bands, rows, in)`` -> ``(bands, rows, out)``; ``weight (bands, out, in)``, ``bias (bands, out)``.
 
+    Initialised from ``layers`` (default: ``bands`` new :class:`~torch.nn.Linear` layers made one
+    after the other, the same random draws as the per-band modules it replaces)."""
 
-def _linear(x: torch.Tensor, linears) -> torch.Tensor:
-    """Per-band Linear: ``x (batch, bands, time, in)`` -> ``(batch, bands, time, out)``."""
-    y = torch.einsum("bntk,nok->bnto", x, _stacked(linears, "weight"))
-    return y + _stacked(linears, "bias")[:, None].to(y.dtype)  # in the product's dtype, as nn.Linear under autocast
+    def __init__(self, bands: int, in_features: int, out_features: int, layers: Optional[Sequence[nn.Linear]] = None):
+        super().__init__()
+        if layers is None:
+            layers = [nn.Linear(in_features, out_features) for _ in range(bands)]
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias[:, None], x, self.weight.transpose(1, 2))
 
 
 class BandSplit(nn.Module):
     """Per band: real/imag (and channels) of its bins -> LayerNorm -> Linear to ``dim``.
 
-    The parameters are one ``LayerNorm`` + ``Linear`` per band (``layers.<band>``); the forward
-    pass runs the bands of equal width together (one batched product per width), which gives
-    the per-band result (to float rounding) in a fraction of the calls.
+    The bands of equal width share one :class:`GroupedNorm` and one :class:`GroupedLinear`
+    (``groups.<g>.norm``, ``groups.<g>.proj``): one batched product per width, not one per band.
+    The result is each band's own LayerNorm + Linear. Checkpoints of the per-band layout
+    (``layers.<band>.0|1.weight|bias``) load unchanged (:meth:`_load_from_state_dict`).
     """
 
     def __init__(self, ranges, channels: int, dim: int):
         super().__init__()
         self.ranges = list(ranges)
-        self.layers = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(2 * channels * (e - s)), nn.Linear(2 * channels * (e - s), dim)) for s, e in self.ranges
-        )
-        self.groups, order = _width_groups(self.ranges)
-        for g, (w, idx) in enumerate(self.groups):
+        self.channels, self.dim = channels, dim
+        self.widths, order = _width_groups(self.ranges)
+        # The same random draws as one LayerNorm + Linear per band, in band order.
+        per_band = [nn.Linear(2 * channels * (e - s), dim) for s, e in self.ranges]
+        self.groups = nn.ModuleList()
+        for g, (w, idx) in enumerate(self.widths):
+            group = nn.Module()
+            group.norm = GroupedNorm(len(idx), 2 * channels * w)
+            group.proj = GroupedLinear(len(idx), 2 * channels * w, dim, [per_band[i] for i in idx])
+            self.groups.append(group)
             bins = [[self.ranges[i][0] + k for k in range(w)] for i in idx]
-            self.register_buffer(f"bins{g}", torch.tensor(bins, dtype=torch.long), persistent=False)
-        self.register_buffer("restore", torch.tensor(_inverse(order), dtype=torch.long), persistent=False)
+            self.register_buffer(f"bins{g}", torch.tensor(bins, dtype=torch.long).flatten(), persistent=False)
+        restore = _inverse(order)
+        self.register_buffer("restore", None if restore is None else torch.tensor(restore), persistent=False)
+
+    def band_params(self, band: int) -> Dict[str, torch.Tensor]:
+        """Band ``band``'s ``norm_weight``, ``norm_bias`` ``(features,)``, ``weight`` ``(dim, features)``
+        and ``bias`` ``(dim,)``: views into the grouped parameters."""
+        for (w, idx), group in zip(self.widths, self.groups):
+            if band in idx:
+                j = idx.index(band)
+                return {"norm_weight": group.norm.weight[j], "norm_bias": group.norm.bias[j],
+                        "weight": group.proj.weight[j], "bias": group.proj.bias[j]}
+        raise IndexError(band)
+
+    def upgrade_state_dict(self, state: Dict[str, torch.Tensor], prefix: str = "") -> None:
+        """Convert, in place, this module's per-band entries (``<prefix>layers.<band>.0|1.weight|bias``,
+        the layout before the grouping) of ``state`` to the grouped ones; others are left alone."""
+        old = {i: [f"{prefix}layers.{i}.{m}.{n}" for m, n in ((0, "weight"), (0, "bias"), (1, "weight"), (1, "bias"))]
+               for i in range(len(self.ranges))}
+        if old[0][0] not in state:
+            return
+        for g, (w, idx) in enumerate(self.widths):
+            for k, name in enumerate(("norm.weight", "norm.bias", "proj.weight", "proj.bias")):
+                state[f"{prefix}groups.{g}.{name}"] = torch.stack([state[old[i][k]] for i in idx])
+        for keys in old.values():
+            for key in keys:
+                state.pop(key, None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.upgrade_state_dict(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, freq, time)`` complex -> ``(batch, bands, time, dim)``."""
         b, c, f, t = spec.shape
-        # (b, freq, time, channels * re/im)
-        x = torch.view_as_real(spec).permute(0, 2, 3, 1, 4).reshape(b, f, t, 2 * c)
+        # (freq, batch * time, channels * re/im)
+        x = torch.view_as_real(spec).permute(2, 0, 3, 1, 4).reshape(f, b * t, 2 * c)
         out = []
-        for g, (w, idx) in enumerate(self.groups):
-            bins = getattr(self, f"bins{g}")                      # (bands, width)
-            xg = x[:, bins].permute(0, 1, 3, 2, 4).reshape(b, len(idx), t, w * 2 * c)
-            layers = [self.layers[i] for i in idx]
-            out.append(_linear(_layer_norm(xg, [l[0] for l in layers]), [l[1] for l in layers]))
-        return torch.cat(out, dim=1)[:, self.restore]
+        for g, ((w, idx), group) in enumerate(zip(self.widths, self.groups)):
+            xg = x[getattr(self, f"bins{g}")].view(len(idx), w, b * t, 2 * c).transpose(1, 2).reshape(len(idx), b * t, -1)
+            out.append(group.proj(group.norm(xg)))
+        y = torch.cat(out) if len(out) > 1 else out[0]             # (bands in group order, batch * time, dim)
+        if self.restore is not None:
+            y = y[self.restore]
+        return y.view(-1, b, t, self.dim).transpose(0, 1)
 
 
 class MaskDecoder(nn.Module):
     """One stem's masks: per band LayerNorm -> Linear -> Tanh -> Linear -> GLU, combined over bands.
 
-    Parameters per band (``mlps.<band>``); the forward pass batches the bands (the first
-    layers of all bands together, the last per band width), as :class:`BandSplit` does.
+    The first LayerNorm and Linear of all bands run as one batched product (``norm``,
+    ``hidden``: :class:`GroupedNorm`, :class:`GroupedLinear`), the last Linear as one per band
+    width (``out.<g>``). Checkpoints of the per-band layout (``mlps.<band>.0|1|3.weight|bias``)
+    load unchanged (:meth:`_load_from_state_dict`).
     """
 
     def __init__(self, ranges, weights: torch.Tensor, channels: int, dim: int, hidden: int, complex_mask: bool,
@@ -106,18 +161,15 @@ class MaskDecoder(nn.Module):
         self.ranges = list(ranges)
         self.channels = channels
         self.parts = 2 if complex_mask else 1
-        self.mlps = nn.ModuleList(
-            nn.Sequential(
-                nn.LayerNorm(dim),
-                nn.Linear(dim, hidden),
-                nn.Tanh(),
-                nn.Linear(hidden, 2 * channels * (e - s) * self.parts),
-                nn.GLU(dim=-1),
-            )
-            for s, e in self.ranges
-        )
-        self.groups, order = _width_groups(self.ranges)
-        for g, (w, idx) in enumerate(self.groups):
+        n = len(self.ranges)
+        # The same random draws as one LayerNorm + Linear + Tanh + Linear + GLU per band, in band order.
+        per_band = [(nn.Linear(dim, hidden), nn.Linear(hidden, 2 * channels * (e - s) * self.parts)) for s, e in self.ranges]
+        self.norm = GroupedNorm(n, dim)
+        self.hidden = GroupedLinear(n, dim, hidden, [first for first, _ in per_band])
+        self.widths, order = _width_groups(self.ranges)
+        self.out = nn.ModuleList(GroupedLinear(len(idx), hidden, 2 * channels * w * self.parts, [per_band[i][1] for i in idx])
+                                 for w, idx in self.widths)
+        for g, (w, idx) in enumerate(self.widths):
             self.register_buffer(f"bands{g}", torch.tensor(idx, dtype=torch.long), persistent=False)
         # the bins of the group-ordered band outputs, back in band order
         start, pos = 0, {}
@@ -125,7 +177,8 @@ class MaskDecoder(nn.Module):
             pos[i] = start
             start += self.ranges[i][1] - self.ranges[i][0]
         restore = [pos[i] + k for i, (s, e) in enumerate(self.ranges) for k in range(e - s)]
-        self.register_buffer("restore", torch.tensor(restore, dtype=torch.long), persistent=False)
+        restore = None if restore == list(range(len(restore))) else torch.tensor(restore, dtype=torch.long)
+        self.register_buffer("restore", restore, persistent=False)
         # Flattened (band, bin) pairs: where each band's bins go and their combination weights.
         index = torch.cat([torch.arange(s, e) for s, e in self.ranges])
         flat_weights = torch.cat([weights[i, s:e] for i, (s, e) in enumerate(self.ranges)])
@@ -135,25 +188,72 @@ class MaskDecoder(nn.Module):
         # weighted scatter-add: its masks are the bands' masks concatenated.
         self.concatenate = bool(tiling and torch.all(flat_weights == 1))
 
+    def band_params(self, band: int) -> Dict[str, torch.Tensor]:
+        """Band ``band``'s parameters as views into the grouped ones: ``norm_weight``, ``norm_bias``,
+        ``hidden_weight``, ``hidden_bias``, ``out_weight`` ``(2 * channels * width * parts, hidden)``, ``out_bias``."""
+        params = {"norm_weight": self.norm.weight[band], "norm_bias": self.norm.bias[band],
+                  "hidden_weight": self.hidden.weight[band], "hidden_bias": self.hidden.bias[band]}
+        for (w, idx), layer in zip(self.widths, self.out):
+            if band in idx:
+                j = idx.index(band)
+                return dict(params, out_weight=layer.weight[j], out_bias=layer.bias[j])
+        raise IndexError(band)
+
+    def upgrade_state_dict(self, state: Dict[str, torch.Tensor], prefix: str = "") -> None:
+        """Convert, in place, this module's per-band entries (``<prefix>mlps.<band>.0|1|3.weight|bias``,
+        the layout before the grouping) of ``state`` to the grouped ones; others are left alone."""
+        def old(i, m, n):
+            return f"{prefix}mlps.{i}.{m}.{n}"
+
+        n_bands = len(self.ranges)
+        if old(0, 0, "weight") not in state:
+            return
+        for name, m, n in (("norm.weight", 0, "weight"), ("norm.bias", 0, "bias"),
+                           ("hidden.weight", 1, "weight"), ("hidden.bias", 1, "bias")):
+            state[prefix + name] = torch.stack([state[old(i, m, n)] for i in range(n_bands)])
+        for g, (w, idx) in enumerate(self.widths):
+            for n in ("weight", "bias"):
+                state[f"{prefix}out.{g}.{n}"] = torch.stack([state[old(i, 3, n)] for i in idx])
+        for i in range(n_bands):
+            for m in (0, 1, 3):
+                for n in ("weight", "bias"):
+                    state.pop(old(i, m, n), None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.upgrade_state_dict(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:
         """``(batch, bands, time, dim)`` -> mask ``(batch, channels, freq, time)`` (complex or real)."""
-        b, _, t, _ = z.shape
-        h = torch.tanh(_linear(_layer_norm(z, [m[0] for m in self.mlps]), [m[1] for m in self.mlps]))
+        mask = self.masks(z, n_freq)
+        return torch.view_as_complex(mask) if self.parts == 2 else mask[..., 0]
+
+    def masks(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:
+        """``(batch, bands, time, dim)`` -> real and imaginary parts (or the real mask) of the mask,
+        ``(batch, channels, freq, time, parts)`` float32: real arithmetic only (what
+        :meth:`compile_regions` compiles; the complex view is taken outside)."""
+        b, n, t, d = z.shape
+        cp = self.channels * self.parts
+        h = torch.tanh(self.hidden(self.norm(z.transpose(0, 1).reshape(n, b * t, d))))   # (bands, batch * time, hidden)
         per_group = []
-        for g, (w, idx) in enumerate(self.groups):
-            y = _linear(h[:, getattr(self, f"bands{g}")], [self.mlps[i][3] for i in idx])
-            y = nn.functional.glu(y, dim=-1)                       # (b, bands, t, w * channels * parts)
-            per_group.append(y.reshape(b, len(idx), t, w, self.channels * self.parts).transpose(1, 2)
-                             .reshape(b, t, len(idx) * w, self.channels * self.parts))
+        for g, ((w, idx), layer) in enumerate(zip(self.widths, self.out)):
+            hg = h if len(idx) == n else h[getattr(self, f"bands{g}")]
+            y = nn.functional.glu(layer(hg), dim=-1)                                   # (bands_g, b * t, w * cp)
+            per_group.append(y.view(len(idx), b * t, w, cp).transpose(1, 2).reshape(len(idx) * w, b * t, cp))
         # masks are applied in float32 (one cast, not one per band)
-        flat = torch.cat(per_group, dim=2).float()[:, :, self.restore]
+        flat = (torch.cat(per_group) if len(per_group) > 1 else per_group[0]).float()   # (band bins, b * t, cp)
+        if self.restore is not None:
+            flat = flat[self.restore]
         if self.concatenate:
             mask = flat
         else:
-            flat = flat * self.flat_weights[:, None]
-            mask = flat.new_zeros(b, t, n_freq, self.channels * self.parts).index_add_(2, self.index, flat)
-        mask = mask.reshape(b, t, n_freq, self.channels, self.parts).permute(0, 3, 2, 1, 4)
-        return torch.view_as_complex(mask.contiguous()) if self.parts == 2 else mask[..., 0]
+            flat = flat * self.flat_weights[:, None, None]
+            mask = flat.new_zeros(n_freq, b * t, cp).index_add_(0, self.index, flat)
+        return mask.view(n_freq, b, t, self.channels, self.parts).permute(1, 3, 0, 2, 4).contiguous()
+
+    def compile_regions(self, **options) -> None:
+        """Compile :meth:`masks` in place (decoders of one model share the compiled code)."""
+        self.masks = torch.compile(self.masks, **options)
 
 
 def build_band_split_core(module: nn.Module, *, in_channels: int, sample_rate: int, n_fft: int, hop_length: int,
@@ -270,6 +370,15 @@ class Bandit(nn.Module):
             {stem: MaskDecoder(layout.ranges, weights, feat_channels, dim, mask_hidden, complex_mask, layout.tiling)
              for stem in self.stems}
         )
+
+    def compile_regions(self, **options) -> None:
+        """Regional compilation (``train.compile``): ``torch.compile`` the repeated blocks in place,
+        each block's code compiled once and shared by its repeats: the TF block's passes (one
+        compilation per axis) and the mask decoders' real-valued part. The STFTs, the band split's
+        complex input and the complex masking stay eager; parameter names do not change."""
+        self.tf_model.compile_regions(**options)
+        for decoder in self.decoders.values():
+            decoder.compile_regions(**options)
 
     def sample_stems(self, generator: Optional[torch.Generator] = None) -> List[str]:
         """The stems to train in one step: ``decoder_subset`` of them drawn at random (in model

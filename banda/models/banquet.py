@@ -253,6 +253,12 @@ class Banquet(nn.Module):
             raise ValueError("this model has no query classifier (model.params.query_classes is 0)")
         return self.query_classifier(embedding)
 
+    def compile_regions(self, **options) -> None:
+        """Regional compilation (``train.compile``): the TF block's passes and the mask decoder's
+        real-valued part, compiled in place (see :meth:`banda.models.bandit.Bandit.compile_regions`)."""
+        self.tf_model.compile_regions(**options)
+        self.decoder.compile_regions(**options)
+
     # ------------------------------------------------------------------ separation
     def forward(self, mixture: torch.Tensor, query: torch.Tensor, query_kind: Optional[str] = None,
                 with_query_logits: bool = False):
