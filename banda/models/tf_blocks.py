@@ -55,19 +55,30 @@ class _AlternatingTF(nn.Module):
         self.band_passes = nn.ModuleList(band_passes)
         self.checkpointing = checkpointing
 
-    def _run(self, layer, x):
+    def _run(self, layer, x, *extra):
         if self.checkpointing and self.training and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
-        return layer(x)
+            return torch.utils.checkpoint.checkpoint(layer, x, *extra, use_reentrant=False)
+        return layer(x, *extra)
+
+    def pass_inputs(self, seq: int, x: torch.Tensor) -> tuple:
+        """Further arguments of every pass along an axis of length ``seq`` (made once per forward)."""
+        return ()
+
+    def compile_regions(self, **options) -> None:
+        """Regional compilation: ``torch.compile`` each pass in place (the passes share their code,
+        so one compilation per axis serves all of them; parameter names do not change)."""
+        for layer in [*self.time_passes, *self.band_passes]:
+            layer.compile(**options)
 
     def forward(self, x: torch.Tensor, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
         """``(batch, bands, time, dim)`` -> the same, through the pass pairs ``start:stop`` (all by
         default; a model conditioning between them runs the halves separately)."""
         b, k, t, d = x.shape
+        along_time, along_bands = self.pass_inputs(t, x), self.pass_inputs(k, x)
         for time_pass, band_pass in zip(self.time_passes[start:stop], self.band_passes[start:stop]):
-            x = self._run(time_pass, x.reshape(b * k, t, d)).reshape(b, k, t, d)
+            x = self._run(time_pass, x.reshape(b * k, t, d), *along_time).reshape(b, k, t, d)
             x = x.transpose(1, 2).reshape(b * t, k, d)
-            x = self._run(band_pass, x).reshape(b, t, k, d).transpose(1, 2)
+            x = self._run(band_pass, x, *along_bands).reshape(b, t, k, d).transpose(1, 2)
         return x.contiguous()
 
 
@@ -170,20 +181,59 @@ class _GELULinearFunction(torch.autograd.Function):
         return grad_h, grad_weight, grad_bias
 
 
-def rotary(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
-    """Rotary position embedding along the sequence axis of ``(batch, heads, seq, head_dim)``.
-
-    Pairs ``(x[i], x[i + head_dim/2])`` rotate by ``pos * base^(-i / (head_dim/2))``, so the
-    dot product of a rotated query and key depends only on their relative position. The
-    rotation is computed in float32 (bf16 angles lose the position) and cast back.
-    """
-    seq, half = x.shape[-2], x.shape[-1] // 2
-    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = torch.arange(seq, device=x.device, dtype=torch.float32)[:, None] * freqs
+def rotary_tables(seq: int, head_dim: int, device=None, base: float = 10000.0):
+    """``cos``, ``sin`` ``(seq, head_dim)`` float32 of the rotary embedding, ``sin`` signed for
+    :func:`rotary`: ``rotary(x) = x * cos + swap_halves(x) * sin``. Pairs ``(x[i], x[i + half])``
+    rotate by ``pos * base^(-i / half)``, so a rotated query's dot product with a rotated key
+    depends only on their relative position. Computed in float32 (bf16 angles lose the position)."""
+    half = head_dim // 2
+    freqs = base ** (-torch.arange(half, device=device, dtype=torch.float32) / half)
+    angles = torch.arange(seq, device=device, dtype=torch.float32)[:, None] * freqs
     cos, sin = angles.cos(), angles.sin()
-    xf = x.float()
-    x1, x2 = xf[..., :half], xf[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
+    return torch.cat([cos, cos], -1), torch.cat([-sin, sin], -1)
+
+
+def _swap_halves(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([x[..., half:], x[..., :half]], -1)
+
+
+def rotary(x: torch.Tensor, base: float = 10000.0, tables=None) -> torch.Tensor:
+    """Rotary position embedding along the sequence axis of ``(batch, heads, seq, head_dim)``
+    (see :func:`rotary_tables`), computed in float32 and cast back to ``x``'s dtype."""
+    cos, sin = tables if tables is not None else rotary_tables(x.shape[-2], x.shape[-1], x.device, base)
+    return torch.addcmul(x * cos, _swap_halves(x), sin).to(x.dtype)
+
+
+class _RotaryQKV(torch.autograd.Function):
+    """``(batch, seq, 3 * heads * head_dim)`` q|k|v -> ``q``, ``k`` rotated and ``v``, each
+    ``(batch, heads, seq, head_dim)``: the rotation of q and k in one pass over the buffer, and
+    a backward that writes the q|k|v gradient in one buffer (the inverse rotation, no slice
+    gradients to add up). ``v`` is copied out, so attention does not keep the whole buffer
+    alive through it. Saves nothing but the rotary tables."""
+
+    @staticmethod
+    def forward(ctx, qkv, cos, sin, heads: int):
+        b, n, _ = qkv.shape
+        t = qkv.view(b, n, 3, heads, -1)
+        qk = t[:, :, :2]
+        c, s = cos[:, None, None], sin[:, None, None]                        # (seq, 1, 1, head_dim)
+        rotated = torch.addcmul(qk * c, _swap_halves(qk), s).to(qkv.dtype)  # (b, seq, 2, heads, head_dim)
+        ctx.save_for_backward(cos, sin)
+        q, k = rotated.permute(2, 0, 3, 1, 4)
+        return q, k, t[:, :, 2].transpose(1, 2).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k, grad_v):
+        cos, sin = ctx.saved_tensors
+        b, h, n, d = grad_v.shape
+        c, s = cos[:, None, None], sin[:, None, None]
+        out = grad_v.new_empty(b, n, 3, h, d)
+        g = torch.stack([grad_q, grad_k], 2).transpose(1, 3)              # (b, seq, 2, heads, head_dim)
+        # the transpose of x -> x c + swap(x) s is g -> g c - swap(g) s (s is odd under the swap)
+        out[:, :, :2] = torch.addcmul(g * c, _swap_halves(g), s, value=-1.0)
+        out[:, :, 2] = grad_v.transpose(1, 2)
+        return out.view(b, n, -1), None, None, None
 
 
 class TransformerPass(nn.Module):
@@ -206,13 +256,13 @@ class TransformerPass(nn.Module):
         self.ff = nn.Sequential(RMSNorm(dim), nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Dropout(dropout),
                                 nn.Linear(ff_mult * dim, dim), nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, tables=None) -> torch.Tensor:
+        """``x``; ``tables``: :func:`rotary_tables` for this sequence length (made here when not
+        given; :class:`TransformerTF` makes them once for all its passes along one axis)."""
         b, n, _ = x.shape
-        q, k, v = self.qkv(self.attn_norm(x)).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        # v is copied out of the q|k|v buffer: attention keeps v for its backward pass, and a view
-        # would keep the whole buffer (the rotated q and k are new tensors already).
-        y = nn.functional.scaled_dot_product_attention(rotary(q), rotary(k), v.contiguous(),
-                                                       dropout_p=self.dropout if self.training else 0.0)
+        cos, sin = tables if tables is not None else rotary_tables(n, self.head_dim, x.device)
+        q, k, v = _RotaryQKV.apply(self.qkv(self.attn_norm(x)), cos, sin, self.heads)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         x = x + self.out_dropout(self.out(y.transpose(1, 2).reshape(b, n, -1)))
         return x + self._feed_forward(x)
 
@@ -240,6 +290,11 @@ class TransformerTF(_AlternatingTF):
             [TransformerPass(dim, heads, head_dim, ff_mult, dropout) for _ in range(n_layers)],
             checkpointing,
         )
+        self.head_dim = head_dim
+
+    def pass_inputs(self, seq: int, x: torch.Tensor) -> tuple:
+        """The rotary tables of the axis, shared by its passes."""
+        return (rotary_tables(seq, self.head_dim, x.device),)
 
 
 # ---------------------------------------------------------------------- mamba
