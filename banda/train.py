@@ -70,6 +70,7 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
         "device": "auto",
         "compile": False,            # torch.compile the training forward (the first steps compile: minutes)
         "compile_mode": "default",   # torch.compile mode: default, reduce-overhead, max-autotune, ...
+        "compile_scope": "regional",  # regional: the model's repeated blocks, each compiled once; model: all of it
     },
 }
 
@@ -117,12 +118,13 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch
 SCHEDULERS = ("constant", "epoch_step", "cosine")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_SCOPES = ("regional", "model")
 # Keys that may differ from the checkpoint's config on resume: they change how the run is
 # carried out, not what it computes (train.max_epochs extends or shortens the run, and with
 # it a cosine schedule). A task adds its own (:attr:`banda.tasks.Task.resume_safe_keys`).
 RESUME_SAFE_KEYS = (
     "train.max_epochs", "train.device", "train.log_every", "train.audio_examples", "train.checkpoint_every_steps",
-    "train.early_stop_patience", "train.compile", "train.compile_mode", "train.max_nonfinite",
+    "train.early_stop_patience", "train.compile", "train.compile_mode", "train.compile_scope", "train.max_nonfinite",
 )
 
 
@@ -217,6 +219,8 @@ def _check_choices(cfg, task_cls):
         raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, not {cfg['train']['amp']!r}")
     if cfg["train"]["compile_mode"] not in COMPILE_MODES:
         raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, not {cfg['train']['compile_mode']!r}")
+    if cfg["train"]["compile_scope"] not in COMPILE_SCOPES:
+        raise ConfigError(f"train.compile_scope must be one of {', '.join(COMPILE_SCOPES)}, not {cfg['train']['compile_scope']!r}")
     if cfg["train"]["best_metric"] not in task_cls.best_metrics:
         raise ConfigError(f"train.best_metric must be one of {', '.join(task_cls.best_metrics)}")
     device = cfg["train"]["device"]
@@ -621,11 +625,17 @@ class Trainer:
                     model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                     find_unused_parameters=self.task.find_unused_parameters(name, model))
             if self.cfg["train"]["compile"]:
-                # Only the training forward is compiled; validation and the saved weights use the models
-                # themselves (their state_dict keys stay free of torch.compile's "_orig_mod." prefix).
-                nets[name] = torch.compile(nets[name], mode=self.cfg["train"]["compile_mode"])
-        if self.cfg["train"]["compile"]:
-            log.info("torch.compile (mode %s): the first steps compile the model", self.cfg["train"]["compile_mode"])
+                mode, regional = self.cfg["train"]["compile_mode"], self.cfg["train"]["compile_scope"] == "regional"
+                if regional and callable(getattr(model, "compile_regions", None)):
+                    # The repeated blocks, compiled in place: one compilation each, shared by their repeats.
+                    model.compile_regions(mode=mode)
+                    log.info("torch.compile (mode %s) of %s's repeated blocks: the first steps compile them", mode, name)
+                else:
+                    # Only the training forward is compiled; validation and the saved weights use the models
+                    # themselves (their state_dict keys stay free of torch.compile's "_orig_mod." prefix).
+                    nets[name] = torch.compile(nets[name], mode=mode)
+                    log.info("torch.compile (mode %s) of %s%s: the first steps compile it", mode, name,
+                             "" if not regional else " as a whole (it has no repeated blocks to compile alone)")
         self._nonfinite_run = 0
         kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "0") or 0)  # test hook
         max_epochs = self.cfg["train"]["max_epochs"]

@@ -201,7 +201,7 @@ if "nan_test" not in MODELS:
                 return out
             cls = type(self)
             cls.calls += 1
-            cls.snapshots.append(self.band_split.layers[0][1].weight.detach().clone())
+            cls.snapshots.append(self.band_split.groups[0].proj.weight.detach().clone())
             return out * float("nan") if cls.calls in cls.nan_calls else out
 else:  # pragma: no cover  (module imported twice)
     NaNTestBandit = MODELS.get("nan_test")
@@ -222,7 +222,7 @@ def test_nonfinite_steps_are_skipped_and_counted(tiny_data_dirs, tmp_path):
     assert torch.equal(s[1], s[2]) and torch.equal(s[2], s[3])  # steps 2 and 3 were skipped
     final = state_dict(tmp_path / "exp" / "last.pth")
     assert torch.isfinite(torch.cat([v.flatten().float() for v in final.values()])).all()
-    assert not torch.equal(final["band_split.layers.0.1.weight"], s[3])  # step 4 was applied
+    assert not torch.equal(final["band_split.groups.0.proj.weight"], s[3])  # step 4 was applied
     assert "2 non-finite steps so far" in (tmp_path / "exp" / "train.log").read_text()
 
 
@@ -318,31 +318,38 @@ def test_exp_dir_files_and_kbest_average(run_a):
     assert last["epoch"] == EPOCHS and last["model"]["name"] == "bandit"
 
 
-def test_compile_trains_like_eager(tiny_data_dirs, tmp_path, monkeypatch):
-    """``train.compile``: the training forward runs through torch.compile, the weights it saves
-    keep plain keys and match an eager run's. The backend is forced to ``aot_eager`` (Dynamo and
-    AOTAutograd without kernel generation, which takes minutes on 2 CPU cores)."""
+@pytest.mark.parametrize("scope", ["regional", "model"])
+def test_compile_trains_like_eager(tiny_data_dirs, tmp_path, monkeypatch, scope):
+    """``train.compile``: the training forward runs through torch.compile (the model's repeated
+    blocks, each compiled in place, or the whole model), the weights it saves keep plain keys
+    and match an eager run's. The backend is forced to ``aot_eager`` (Dynamo and AOTAutograd
+    without kernel generation, which takes minutes on 2 CPU cores)."""
     import banda.train as train_module
 
     calls = []
     real_compile = torch.compile
 
     def compile_aot_eager(module, mode=None, **kw):
-        calls.append(mode)
+        calls.append((getattr(module, "__name__", type(module).__name__), mode))
         return real_compile(module, backend="aot_eager", **kw)
 
     monkeypatch.setattr(train_module.torch, "compile", compile_aot_eager)
-    model = {"name": "bandit", "params": {"bands": "v1", "dim": 8, "n_layers": 1, "tf_block": "transformer",
+    model = {"name": "bandit", "params": {"bands": "v1", "dim": 8, "n_layers": 2, "tf_block": "transformer",
                                           "heads": 2, "head_dim": 4, "mask_hidden": 16}}
     results = {}
     for compiled in (False, True):
-        cfg = train_config(tiny_data_dirs, model=model, train={"max_epochs": 1, "compile": compiled},
+        cfg = train_config(tiny_data_dirs, model=model, train={"max_epochs": 1, "compile": compiled, "compile_scope": scope},
                            data={"items_per_epoch": 2})
         torch._dynamo.reset()
         Trainer(cfg, tmp_path / f"compile_{compiled}").fit()
         results[compiled] = state_dict(tmp_path / f"compile_{compiled}" / "last.pth")
     torch._dynamo.reset()
-    assert calls == ["default"]
+    if scope == "model":
+        assert calls == [("Bandit", "default")]
+    else:  # 2 x 2 transformer passes and one decoder per stem, each in place
+        n_stems = len(cfg["stems"])
+        assert len(calls) == 4 + n_stems and all(mode == "default" for _, mode in calls)
+        assert sum(name == "masks" for name, _ in calls) == n_stems
     assert_same_weights(results[False], results[True], atol=1e-5)
     assert max_change(results[True], state_dict_of_fresh_model(cfg)) > 1e-4  # it did train
 
