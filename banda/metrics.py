@@ -66,6 +66,7 @@ import numpy as np
 
 from .audio import as_channels_first
 from .errors import ConfigError
+from .scoring_options import BSS_EVAL_BACKENDS, METRIC_NAMES
 
 __all__ = [
     "SILENCE_POWER",
@@ -86,6 +87,8 @@ __all__ = [
     "STFT_DISTANCE_WINDOWS",
     "DAC_CLAMP_EPS",
     "METRICS",
+    "METRIC_NAMES",
+    "BSS_EVAL_BACKENDS",
     "TRACK_METRICS",
     "BSS_EVAL_NAMES",
     "parse_metric_names",
@@ -212,9 +215,6 @@ def _museval_evaluate() -> Callable:
         return sdr, isr, sir, sar
 
     return evaluate
-
-
-BSS_EVAL_BACKENDS = ("banda", "museval")
 
 
 def bss_eval_v4(
@@ -514,19 +514,20 @@ def per_channel(fn: Callable, reference, estimate, **kwargs) -> List[Optional[fl
 
 # --------------------------------------------------------------------------- registry
 
-#: metric name -> function. ``bss_eval`` takes all sources of a track at once (see
-#: :data:`TRACK_METRICS`); the others score one reference/estimate pair.
-METRICS: Dict[str, Callable] = {
-    "sdr": usdr,
-    "si_sdr": si_sdr,
-    "bss_eval": bss_eval_v4,
-    "pesq": pesq_score,
-    "pesq_nb": functools.partial(pesq_score, mode="nb"),
-    "stoi": stoi_score,
-    "estoi": functools.partial(stoi_score, extended=True),
-    "mel_distance": mel_distance,
-    "stft_distance": stft_distance,
-}
+#: metric name -> function, the names those of :data:`METRIC_NAMES` (:mod:`banda.scoring_options`)
+#: in their order (the module docstring pairs them up). ``bss_eval`` takes all sources of a track
+#: at once (see :data:`TRACK_METRICS`); the others score one reference/estimate pair.
+METRICS: Dict[str, Callable] = dict(zip(METRIC_NAMES, (
+    usdr,
+    si_sdr,
+    bss_eval_v4,
+    pesq_score,
+    functools.partial(pesq_score, mode="nb"),
+    stoi_score,
+    functools.partial(stoi_score, extended=True),
+    mel_distance,
+    stft_distance,
+)))
 #: metrics computed on all stems of a track together; their outputs are :data:`BSS_EVAL_NAMES`
 TRACK_METRICS = frozenset({"bss_eval"})
 #: pair metrics that take ``sample_rate``

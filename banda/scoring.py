@@ -55,14 +55,13 @@ from .audio import audio_info, read_audio
 from .datadir import MIX, read_scp, stem_names
 from .errors import AudioError, ConfigError, DataError
 from .fileio import check_output_file, write_csv, write_text
+from .scoring_options import DEFAULT_LENGTH_TOLERANCE, DEFAULT_METRICS
 
 log = logging.getLogger("banda.scoring")
 
 AUDIO_EXTS = (".wav", ".flac")
 MIXTURE = "mixture"
 INPUT_PREFIX = "input_"
-DEFAULT_METRICS = ("sdr", "si_sdr")
-DEFAULT_LENGTH_TOLERANCE = 16
 LONG_FIELDS = ("track", "stem", "metric", "value")
 SUMMARY_FIELDS = ("stem", "metric", "mean", "median", "count", "missing")
 #: the first column of both files when the test set comes in variants (:func:`evaluate_variants`)

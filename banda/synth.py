@@ -36,15 +36,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import soundfile as sf
 
+from .corpora.musdb import STEMS, SUBSETS  # the layout this set is in: MUSDB18-HQ's stems and subsets
 from .errors import ConfigError, DataError
 from .fileio import atomic_path, write_text
+from .synth_defaults import MINI_SAMPLE_RATE as SAMPLE_RATE
 
 PathLike = Union[str, os.PathLike]
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 44100
-STEMS = ("vocals", "drums", "bass", "other")
-SUBSETS = ("train", "test")
 MIXTURE = "mixture"
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 384000

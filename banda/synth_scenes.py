@@ -50,12 +50,12 @@ from .audio import write_float_wav
 from .errors import ConfigError, DataError
 from .fileio import atomic_dir, check_output_dir
 from .synth import _add, _band_noise, _fast_len, _is_whole, _slow_noise
+from .synth_defaults import SCENES_CHANNELS as CHANNELS
+from .synth_defaults import SCENES_SAMPLE_RATE as SAMPLE_RATE
 
 PathLike = Union[str, os.PathLike]
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 24000
-CHANNELS = 4
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 96000
 MIN_DURATION, MAX_DURATION = 0.25, 600.0
 MAX_CHANNELS = 64

@@ -54,11 +54,11 @@ from .errors import ConfigError, DataError
 from .audio import write_float_wav
 from .fileio import atomic_dir, check_output_dir
 from .synth import VOWELS, _add, _band_noise, _fast_len, _is_whole, _ramp_env, _rms, _slow_noise
+from .synth_defaults import SPEECH_SAMPLE_RATE as SAMPLE_RATE
 
 PathLike = Union[str, os.PathLike]
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 8000
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 48000
 MIN_DURATION, MAX_DURATION = 1.0, 120.0
 SPLITS = ("train", "val", "test")

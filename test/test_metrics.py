@@ -235,6 +235,12 @@ def test_stoi_silent_and_short_are_missing():
 def test_registry_and_parse():
     assert {"sdr", "si_sdr", "bss_eval", "pesq", "stoi"} <= set(M.METRICS)
     assert M.METRICS["sdr"] is M.usdr and M.METRICS["si_sdr"] is M.si_sdr
+    # METRICS pairs the names of METRIC_NAMES with its functions by their order: one function per name
+    assert tuple(M.METRICS) == M.METRIC_NAMES
+    assert M.METRICS["bss_eval"] is M.bss_eval_v4 and M.METRICS["pesq"] is M.pesq_score
+    assert M.METRICS["pesq_nb"].keywords == {"mode": "nb"} and M.METRICS["estoi"].keywords == {"extended": True}
+    assert (M.METRICS["stoi"], M.METRICS["mel_distance"], M.METRICS["stft_distance"]) == (
+        M.stoi_score, M.mel_distance, M.stft_distance)
     assert M.parse_metric_names("sdr, si_sdr,sdr") == ["sdr", "si_sdr"]
     with pytest.raises(ConfigError, match="unknown metric 'nope'"):
         M.parse_metric_names("sdr,nope")

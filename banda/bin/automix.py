@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]]) -> int:
+    args = parse_args_with_config(build_parser(), argv)
     from ..remix import check_stem_files, find_stem_files, program_files_job, write_remix
 
-    args = parse_args_with_config(build_parser(), argv)
     if args.print_only and args.out:
         raise BandaError("--print-only writes nothing; leave out -o")
     if not args.print_only and not args.out:

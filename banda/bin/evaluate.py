@@ -23,10 +23,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .. import metrics as M
-from .. import scoring
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..fileio import check_output_file
+from ..scoring_options import BSS_EVAL_BACKENDS, DEFAULT_LENGTH_TOLERANCE, DEFAULT_METRICS, METRIC_NAMES
 
 log = logging.getLogger("banda.evaluate")
 
@@ -38,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", required=True, help="reference data dir (mix.scp, <stem>.scp) or folder <track>/<stem>.wav")
     p.add_argument("--est", required=True, help="estimates folder <track>/<stem>.wav")
     p.add_argument("--stems", default=None, help="comma-separated stems (default: all stems of the references)")
-    p.add_argument("--metrics", default=",".join(scoring.DEFAULT_METRICS),
-                   help=f"comma-separated, from {','.join(M.METRICS)} (default: %(default)s)")
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma-separated, from {','.join(METRIC_NAMES)} (default: %(default)s)")
     p.add_argument("--variants", default=None,
                    help="comma-separated variant names filled into {variant} of --ref and --est (one report)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="parallel worker processes (default: 1)")
@@ -48,11 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-channel", action="store_true",
                    help="score each channel on its own (rows <stem>.ch<k>) and each stem as the mean over its channels "
                         "(a codec's reconstructions; pair metrics only)")
-    p.add_argument("--bss-eval-backend", default="banda", choices=M.BSS_EVAL_BACKENDS,
+    p.add_argument("--bss-eval-backend", default="banda", choices=BSS_EVAL_BACKENDS,
                    help="who computes bss_eval: banda (default; museval's numbers, tens of times faster) or museval "
                         "(its own code, for comparison); recorded in OUT/scoring.json")
     p.add_argument("--device", default="cpu", help="where the banda BSS-Eval backend computes: cpu (default) or cuda")
-    p.add_argument("--length-tolerance", type=int, default=scoring.DEFAULT_LENGTH_TOLERANCE,
+    p.add_argument("--length-tolerance", type=int, default=DEFAULT_LENGTH_TOLERANCE,
                    help="accepted length difference in samples (default: %(default)s)")
     p.add_argument("--results-md", default=None, help="also write a markdown RESULTS table here")
     p.add_argument("--title", default="Results", help="title of the --results-md file")
@@ -65,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Optional[List[str]] = None) -> int:
     args = parse_args_with_config(build_parser(), argv)
+    from .. import metrics as M
+    from .. import scoring
+
     setup_logging(args.verbose)
     # every output path is checked before hours of scoring (nothing is created here)
     if args.out:

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .. import scoring
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..errors import BandaError
 
@@ -43,9 +42,10 @@ def build_parser():
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args_with_config(build_parser(), argv)
+    from .. import scoring
     from ..mixing.repair import evaluate_mixer, scoring_info
 
-    args = parse_args_with_config(build_parser(), argv)
     if args.clips_per_track < 1:
         raise BandaError(f"--clips-per-track must be >= 1, not {args.clips_per_track}")
     if args.seconds is not None and not args.seconds >= 0.5:

@@ -32,15 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]]) -> int:
-    from .. import fileio
-    from ..config import load_yaml
-    from ..models import model_from_archive, read_archive
-
     args = parse_args_with_config(build_parser(), argv)
     if bool(args.exp_dir) == bool(args.checkpoint):
         raise BandaError("give --exp_dir (an experiment) or --checkpoint with --model-config (a community RoFormer)")
     if args.checkpoint:
         return _pack_msst(args)
+    from .. import fileio
+    from ..config import load_yaml
+    from ..models import model_from_archive, read_archive
+
     if args.model_config:
         raise BandaError("--model-config goes with --checkpoint")
     setup_logging()

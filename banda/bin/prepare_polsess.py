@@ -27,7 +27,7 @@ from typing import List, Optional
 
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 from ..corpora import format_counts
-from ..corpora.polsess import TASKS, VARIANTS, parse_splits, parse_variants, prepare_polsess
+from ..corpora.polsess_variants import TASKS, VARIANTS
 
 PROG = "banda-prepare-polsess"
 
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Optional[List[str]] = None) -> int:
     args = parse_args_with_config(build_parser(), argv)
+    from ..corpora.polsess import parse_splits, parse_variants, prepare_polsess
+
     setup_logging()
     counts = prepare_polsess(args.root, args.out, args.task, parse_splits(args.splits), parse_variants(args.variants),
                              progress=not args.no_progress)

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .. import scoring
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
 
 log = logging.getLogger("banda.query_eval")
@@ -40,10 +39,11 @@ def build_parser():
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args_with_config(build_parser(), argv)
+    from .. import scoring
     from ..errors import BandaError
     from ..query_eval import evaluate_queries
 
-    args = parse_args_with_config(build_parser(), argv)
     setup_logging()
     if not args.query_seconds > 0:
         raise BandaError(f"--query-seconds must be > 0, not {args.query_seconds}")

@@ -94,13 +94,13 @@ def _git_commit() -> str:
 
 
 def _main(argv: Optional[List[str]]) -> int:
+    args = parse_args_with_config(build_parser(), argv)
     import torch
 
     from .. import __version__
     from ..fileio import check_output_file, write_text
     from ..scoring import results_tables
 
-    args = parse_args_with_config(build_parser(), argv)
     exp = Path(args.exp_dir)
     system = args.system or exp.name
     baselines = parse_baselines(args.baseline)

@@ -66,13 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: Optional[List[str]]) -> int:
+    args = parse_args_with_config(build_parser(), argv)
+    # the libraries (torch, soundfile, ...) only now: --help and usage errors need none of them
     from ..audio import audio_info
     from ..fileio import check_output_dir
     from ..inference import check_separator_options
     from ..tracks import collect_inputs, output_paths
     from ..remix import Complement, complement_name
 
-    args = parse_args_with_config(build_parser(), argv)
     if args.format != "wav" and args.bit_depth == 32:
         raise BandaError(f"--bit-depth 32 (float) is only available for wav, not {args.format}")
     out = Path(args.out)

@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional
 
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
-from ..synth import SAMPLE_RATE, synthesize_dataset
+from ..synth_defaults import MINI_SAMPLE_RATE
 
 PROG = "banda-synth-mini"
 
@@ -25,13 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-test", type=int, default=6, help="number of test tracks (default 6)")
     p.add_argument("--duration", type=float, default=12.0, help="seconds per track (default 12)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help=f"sample rate in Hz (default {SAMPLE_RATE})")
+    p.add_argument("--sample-rate", type=int, default=MINI_SAMPLE_RATE, help=f"sample rate in Hz (default {MINI_SAMPLE_RATE})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
     args = parse_args_with_config(build_parser(), argv)
+    from ..synth import synthesize_dataset
+
     setup_logging()
     synthesize_dataset(
         args.out,

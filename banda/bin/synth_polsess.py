@@ -19,7 +19,7 @@ import sys
 from typing import List, Optional
 
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
-from ..synth_speech import SAMPLE_RATE, synthesize_polsess
+from ..synth_defaults import SPEECH_SAMPLE_RATE
 
 PROG = "banda-synth-polsess"
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-val", type=int, default=10, help="number of validation utterances (default 10)")
     p.add_argument("--num-test", type=int, default=10, help="number of test utterances (default 10)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per utterance (default 4)")
-    p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help=f"sample rate in Hz (default {SAMPLE_RATE})")
+    p.add_argument("--sample-rate", type=int, default=SPEECH_SAMPLE_RATE, help=f"sample rate in Hz (default {SPEECH_SAMPLE_RATE})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Optional[List[str]] = None) -> int:
     args = parse_args_with_config(build_parser(), argv)
+    from ..synth_speech import synthesize_polsess
+
     setup_logging()
     synthesize_polsess(
         args.out,

@@ -20,7 +20,7 @@ import sys
 from typing import List, Optional
 
 from ..cli import ArgumentParser, parse_args_with_config, run_main, setup_logging
-from ..synth_scenes import CHANNELS, SAMPLE_RATE, synthesize_scenes
+from ..synth_defaults import SCENES_CHANNELS, SCENES_SAMPLE_RATE
 
 PROG = "banda-synth-scenes"
 
@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-valid", type=int, default=20, help="number of validation scenes (default 20)")
     p.add_argument("--num-test", type=int, default=20, help="number of test scenes (default 20)")
     p.add_argument("--duration", type=float, default=2.0, help="seconds per scene (default 2)")
-    p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help=f"sample rate in Hz (default {SAMPLE_RATE})")
-    p.add_argument("--channels", type=int, default=CHANNELS, help=f"capsules of the virtual array (default {CHANNELS})")
+    p.add_argument("--sample-rate", type=int, default=SCENES_SAMPLE_RATE, help=f"sample rate in Hz (default {SCENES_SAMPLE_RATE})")
+    p.add_argument("--channels", type=int, default=SCENES_CHANNELS, help=f"capsules of the virtual array (default {SCENES_CHANNELS})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--data-out", default=None, help="also write the codec data dirs DATA_OUT/<split>")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Optional[List[str]] = None) -> int:
     args = parse_args_with_config(build_parser(), argv)
+    from ..synth_scenes import synthesize_scenes
+
     setup_logging()
     synthesize_scenes(
         args.out,

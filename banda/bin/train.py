@@ -31,12 +31,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _main(argv: Optional[List[str]]) -> int:
-    from ..train import Trainer, complete_config, train_defaults_for
+def _defaults(raw: dict) -> dict:
+    # banda.train (torch, the models, ...) is loaded only for a config: --help and usage errors need none of it
+    from ..train import train_defaults_for
 
-    args = parse_args_with_config(build_parser(), argv, tree=train_defaults_for, complete=complete_config)
+    return train_defaults_for(raw)
+
+
+def _complete(cfg: dict) -> dict:
+    from ..train import complete_config
+
+    return complete_config(cfg)
+
+
+def _main(argv: Optional[List[str]]) -> int:
+    args = parse_args_with_config(build_parser(), argv, tree=_defaults, complete=_complete)
     if not args.exp_dir:
         raise ConfigError("--exp_dir is required")
+    from ..train import Trainer
+
     setup_logging()
     Trainer(args.cfg, args.exp_dir, init_param=args.init_param, resume=args.resume).fit()
     return 0

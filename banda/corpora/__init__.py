@@ -10,14 +10,21 @@ This module holds what they share: stem-list parsing, listing track folders, rea
 track names, the root and scp-path checks, and the one-line summary the entry points print.
 Every check runs before anything is written; a problem is a :class:`~banda.errors.DataError`
 or :class:`~banda.errors.ConfigError` naming the file or option.
+
+This package loads numpy, torch and the audio libraries (:mod:`banda.audio`) only in the
+functions that read or write audio, so that an entry point's ``--help`` shows a corpus's names
+(stems, subsets, layouts) without loading them; :mod:`banda.corpora.polsess`, which needs torch
+at import, keeps those it shows in :mod:`banda.corpora.polsess_variants`.
 """
 import re
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import TYPE_CHECKING, Dict, List, Sequence
 
-from ..audio import BIT_DEPTH_SUBTYPES, AudioInfo, audio_info
 from ..datadir import MIX, read_text_file
 from ..errors import AudioError, ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ..audio import AudioInfo
 
 _STEM_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -69,8 +76,10 @@ def check_scp_path(path: str, where) -> None:
         raise DataError(f"{where}: a path with a line break cannot go into an scp file")
 
 
-def track_audio_info(path, where: str) -> AudioInfo:
+def track_audio_info(path, where: str) -> "AudioInfo":
     """:func:`~banda.audio.audio_info` of ``path``; an unreadable file is a DataError naming ``where``."""
+    from ..audio import audio_info
+
     try:
         return audio_info(path)
     except AudioError as e:
@@ -95,6 +104,8 @@ def parse_choices(text: str, option: str, allowed: Sequence[str]) -> List[str]:
 def wav_subtype(bit_depth: int) -> str:
     """The WAV subtype of ``--bit-depth`` (16, 24: integer PCM; 32: float); another value is a
     :class:`ConfigError`."""
+    from ..audio import BIT_DEPTH_SUBTYPES
+
     subtypes = BIT_DEPTH_SUBTYPES["wav"]
     if bit_depth not in subtypes:
         raise ConfigError(f"--bit-depth must be one of {sorted(subtypes)}, got {bit_depth}")

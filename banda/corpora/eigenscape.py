@@ -31,7 +31,6 @@ import re
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from ..codec_data import TABLES, file_info, write_codec_data_dir
 from ..datadir import check_data_dir_output
 from ..errors import ConfigError, DataError
 from ..fileio import check_output_dir
@@ -87,6 +86,8 @@ def find_recordings(root, layout: str = "ambisonics", check_audio: bool = True) 
     With ``check_audio`` every file's header is read: readable audio, not empty, and the
     layout's channel count, else a :class:`DataError` naming the file.
     """
+    from ..codec_data import file_info  # here, not at import: see banda.corpora
+
     channels = check_layout(layout)
     root = Path(root)
     check_root(root, f"EigenScape {layout} folder with {_EXPECTED[layout]}")
@@ -164,6 +165,8 @@ def prepare_eigenscape(root, out, layout: str = "ambisonics", splits: str = "by-
     Finds and checks every recording (:func:`find_recordings`), splits them (:func:`plan_splits`)
     and checks every output folder before the first data dir is written.
     """
+    from ..codec_data import TABLES, write_codec_data_dir
+
     check_layout(layout)
     out = Path(out)
     check_output_dir(out, "--out")

@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
-from ..audio import convert_channels, quantize
 from ..datadir import MIX, NUM_SAMPLES, check_data_dir_output, make_ids, read_text_file, track_id, write_data_dir
 from ..errors import AudioError, ConfigError, DataError
 from ..fileio import check_output_dir, write_text
@@ -251,9 +248,12 @@ def write_track(plan: TrackPlan, out: Path, stems: Sequence[str], subtype: str, 
                 block_seconds: float = BLOCK_SECONDS) -> Dict[str, int]:
     """Sum the stems of each group into ``out/<group>.wav`` (and ``out/mixture.wav``), block by
     block; files are written atomically. Returns the number of clipped samples per output."""
-    import soundfile as sf
     from contextlib import ExitStack
 
+    import numpy as np
+    import soundfile as sf
+
+    from ..audio import convert_channels, quantize
     from ..fileio import atomic_path
 
     names = list(stems) + (["mixture"] if with_mixture else [])

@@ -9,7 +9,6 @@ those of a file of track names, or the last N train tracks in sorted order.
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..audio import audio_info
 from ..datadir import MIX, make_ids, track_id, write_data_dirs  # noqa: F401 (track_id is re-exported)
 from ..errors import ConfigError, DataError
 from ..fileio import check_output_dir
@@ -39,6 +38,8 @@ MUSDB_VALID_TRACKS = (
 
 def _scan_track(folder: Path, stems: Sequence[str]) -> Tuple[Dict[str, str], int]:
     """Absolute paths of the mixture and stems of one track, and its length in samples."""
+    from ..audio import audio_info  # here, not at import: see banda.corpora
+
     paths: Dict[str, str] = {}
     for key, file in [(MIX, MIXTURE_FILE)] + [(stem, f"{stem}.wav") for stem in stems]:
         path = (folder / file).resolve()

@@ -42,6 +42,8 @@ from ..datadir import MIX, NUM_SAMPLES, check_data_dir_output, read_text_file, t
 from ..errors import ConfigError, DataError
 from ..fileio import check_output_dir
 from . import check_root, check_scp_path, parse_choices, track_audio_info
+# the tasks and variants (INDOOR_VARIANTS .. TASK_REMOVED) live apart, light to import for --help
+from .polsess_variants import INDOOR_VARIANTS, OUTDOOR_VARIANTS, TARGETS, TASK_REMOVED, TASKS, VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +61,6 @@ LAYERS: Dict[str, Tuple[str, str]] = {
 MIX_COLUMN = ("mixFile", "mix")
 REVERB_LAYERS = ("sp1_reverb", "sp2_reverb", "ev_reverb")
 DRY_LAYERS = tuple(name for name in LAYERS if name not in REVERB_LAYERS)
-#: indoor MM-IPC variant -> the layers it subtracts from the mixture (S scene, E event, R reverb)
-INDOOR_VARIANTS: Dict[str, Tuple[str, ...]] = {
-    "SER": (),
-    "SR": ("event", "ev_reverb"),
-    "ER": ("scene",),
-    "R": ("scene", "event", "ev_reverb"),
-}
-#: outdoor MM-IPC variant -> the layers it subtracts from the mixture
-OUTDOOR_VARIANTS: Dict[str, Tuple[str, ...]] = {
-    "SE": (),
-    "S": ("event",),
-    "E": ("scene",),
-}
-VARIANTS = tuple(INDOOR_VARIANTS) + tuple(OUTDOOR_VARIANTS)
-TASKS = ("ES", "EB", "SB")
-#: task -> {target name (its data dir's scp file): the layers summed into it}
-TARGETS: Dict[str, Dict[str, Tuple[str, ...]]] = {
-    "ES": {"speech": ("speaker1",)},
-    "EB": {"speech": ("speaker1", "speaker2")},
-    "SB": {"speaker1": ("speaker1",), "speaker2": ("speaker2",)},
-}
-#: task -> the layers it always subtracts (those an utterance has)
-TASK_REMOVED: Dict[str, Tuple[str, ...]] = {"ES": ("speaker2", "sp2_reverb"), "EB": (), "SB": ()}
 SPLITS = ("train", "val", "test")
 _EMPTY = ("", "nan")  # an empty cell, also as pandas writes a missing value
 
