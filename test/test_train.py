@@ -346,9 +346,10 @@ def test_compile_trains_like_eager(tiny_data_dirs, tmp_path, monkeypatch, scope)
     torch._dynamo.reset()
     if scope == "model":
         assert calls == [("Bandit", "default")]
-    else:  # 2 x 2 transformer passes and one decoder per stem, each in place
+    else:  # the band split, 2 x 2 transformer passes and one decoder per stem, each in place
         n_stems = len(cfg["stems"])
-        assert len(calls) == 4 + n_stems and all(mode == "default" for _, mode in calls)
+        assert len(calls) == 1 + 4 + n_stems and all(mode == "default" for _, mode in calls)
+        assert sum(name == "features" for name, _ in calls) == 1
         assert sum(name == "masks" for name, _ in calls) == n_stems
     assert_same_weights(results[False], results[True], atol=1e-5)
     assert max_change(results[True], state_dict_of_fresh_model(cfg)) > 1e-4  # it did train

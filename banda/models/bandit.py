@@ -133,9 +133,17 @@ class BandSplit(nn.Module):
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         """``(batch, channels, freq, time)`` complex -> ``(batch, bands, time, dim)``."""
-        b, c, f, t = spec.shape
+        return self.features(torch.view_as_real(spec))
+
+    def compile_regions(self, **options) -> None:
+        """Compile :meth:`features` in place (the real-valued part; the complex view stays outside)."""
+        self.features = torch.compile(self.features, **options)
+
+    def features(self, spec: torch.Tensor) -> torch.Tensor:
+        """``(batch, channels, freq, time, 2)`` real and imaginary parts -> ``(batch, bands, time, dim)``."""
+        b, c, f, t, _ = spec.shape
         # (freq, batch * time, channels * re/im)
-        x = torch.view_as_real(spec).permute(2, 0, 3, 1, 4).reshape(f, b * t, 2 * c)
+        x = spec.permute(2, 0, 3, 1, 4).reshape(f, b * t, 2 * c)
         out = []
         for g, ((w, idx), group) in enumerate(zip(self.widths, self.groups)):
             xg = x[getattr(self, f"bins{g}")].view(len(idx), w, b * t, 2 * c).transpose(1, 2).reshape(len(idx), b * t, -1)
@@ -374,8 +382,9 @@ class Bandit(nn.Module):
     def compile_regions(self, **options) -> None:
         """Regional compilation (``train.compile``): ``torch.compile`` the repeated blocks in place,
         each block's code compiled once and shared by its repeats: the TF block's passes (one
-        compilation per axis) and the mask decoders' real-valued part. The STFTs, the band split's
-        complex input and the complex masking stay eager; parameter names do not change."""
+        compilation per axis) and the mask decoders' real-valued part; and the band split's. The
+        STFTs and the complex views and masking stay eager; parameter names do not change."""
+        self.band_split.compile_regions(**options)
         self.tf_model.compile_regions(**options)
         for decoder in self.decoders.values():
             decoder.compile_regions(**options)

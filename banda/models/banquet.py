@@ -254,8 +254,9 @@ class Banquet(nn.Module):
         return self.query_classifier(embedding)
 
     def compile_regions(self, **options) -> None:
-        """Regional compilation (``train.compile``): the TF block's passes and the mask decoder's
-        real-valued part, compiled in place (see :meth:`banda.models.bandit.Bandit.compile_regions`)."""
+        """Regional compilation (``train.compile``): the band split's and the mask decoder's
+        real-valued parts and the TF block's passes, compiled in place (see :meth:`banda.models.bandit.Bandit.compile_regions`)."""
+        self.band_split.compile_regions(**options)
         self.tf_model.compile_regions(**options)
         self.decoder.compile_regions(**options)
 
