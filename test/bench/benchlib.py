@@ -15,6 +15,7 @@ depends on the order of allocations) and ``peak_mem_gib`` with ``MALLOC_MMAP_THR
 where glibc maps every block of 64 KiB or more on its own and unmaps it when freed, so that the
 resident set follows the live tensors (the CPU counterpart of CUDA's number).
 """
+import collections
 import json
 import os
 import platform
@@ -166,3 +167,61 @@ def memory_of(cmd: List[str], device: torch.device) -> dict:
     rss = run_child(cmd)
     live = run_child(cmd, env={"MALLOC_MMAP_THRESHOLD_": "65536"})
     return {"peak_mem_gib": live.get("peak_gib", live.get("error")), "peak_rss_gib": rss.get("peak_gib", rss.get("error"))}
+
+
+# ---------------------------------------------------------------------------- operator launches
+# ATen operators that only make views, allocate or read metadata: no kernel of their own.
+NO_KERNEL = {
+    "view", "_unsafe_view", "_reshape_alias", "reshape", "as_strided", "as_strided_", "t", "transpose", "permute", "expand",
+    "expand_as", "slice", "select", "unsqueeze", "squeeze", "detach", "detach_", "alias", "unbind", "split",
+    "split_with_sizes", "chunk", "narrow", "view_as", "view_as_real", "view_as_complex", "resolve_conj", "resolve_neg",
+    "lift_fresh", "empty", "empty_strided", "empty_like", "new_empty", "new_empty_strided", "promote_types",
+    "result_type", "is_same_size", "is_nonzero", "set_", "resize_", "to", "contiguous", "flatten", "unflatten",
+    "movedim", "numpy_T", "real", "imag", "_neg_view", "_conj", "conj", "diagonal", "unfold", "_has_compatible_shallow_copy_type",
+    "_local_scalar_dense", "item", "dim", "size", "stride", "record_stream",
+}
+HOST_READS = {"_local_scalar_dense"}
+
+
+def aten_name(name: str):
+    return name[len("aten::"):] if name.startswith("aten::") else None
+
+
+def is_kernel(name: str) -> bool:
+    return "cpp_fused" in name or name.startswith("triton_") or "_triton_" in name
+
+
+def count_launches(events):
+    """``(launches by name, host reads)`` from a profile's CPU events: ATen operators called from
+    Python or autograd that run a kernel (or contain one that does), and kernels Inductor
+    generated (``cpp_fused_*``, ``triton_*``); ``_local_scalar_dense`` counted apart as host
+    reads. See ``op_count.py``."""
+    children = collections.defaultdict(list)
+    for e in events:
+        if e.cpu_parent is not None:
+            children[e.cpu_parent.id].append(e)
+
+    def works(e) -> bool:
+        op = aten_name(e.name)
+        if op is not None and op not in NO_KERNEL and not children[e.id]:
+            return True
+        return any(works(c) for c in children[e.id])
+
+    def under_aten(e) -> bool:
+        p = e.cpu_parent
+        while p is not None:
+            if aten_name(p.name) is not None:
+                return True
+            p = p.cpu_parent
+        return False
+
+    launches, host_reads = collections.Counter(), 0
+    for e in events:
+        op = aten_name(e.name)
+        if op in HOST_READS:
+            host_reads += 1
+        elif is_kernel(e.name):
+            launches["inductor kernel"] += 1
+        elif op is not None and not under_aten(e) and works(e):
+            launches[op] += 1
+    return launches, host_reads

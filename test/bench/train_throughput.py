@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import proc_status_kib  # noqa: E402
+from benchlib import count_launches, proc_status_kib  # noqa: E402
 
 RECIPE = REPO / "egs" / "musdb18hq" / "sep1" / "conf" / "train_roformer.yaml"
 GIB = 2 ** 30
@@ -145,12 +145,16 @@ def build_banda(args, device):
     loss_fn = LossHandler(loss_terms).to(device)
     optim_cfg = dict({"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "betas": [0.9, 0.999], "clip_grad_norm": 5.0},
                      **(cfg.get("optim") or {}))
-    optimizer = make_optimizer(model, optim_cfg, args.fused_optimizer)
+    optimizer = make_optimizer(model, optim_cfg, args.fused_optimizer, getattr(args, "foreach", None))
     clip = optim_cfg.get("clip_grad_norm")
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
     net = model
     if args.compile:
-        net = torch.compile(model, mode=None if args.compile_mode == "default" else args.compile_mode)
+        mode = None if args.compile_mode == "default" else args.compile_mode
+        if getattr(args, "compile_scope", "regional") == "regional":  # as banda.train's train.compile_scope
+            model.compile_regions(mode=mode)
+        else:
+            net = torch.compile(model, mode=mode)
     mix, target = random_batch(args, device, len(stems), channels, rate)
 
     def forward_loss(module):
@@ -188,13 +192,15 @@ def build_banda(args, device):
     return step, flop_step, info, (model, optimizer, scaler, mix, target)
 
 
-def make_optimizer(model, o, fused: bool):
+def make_optimizer(model, o, fused: bool, foreach=None):
     classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
     kwargs = {"lr": o["lr"], "weight_decay": o.get("weight_decay", 0.0)}
     if o["name"] in ("adam", "adamw"):
         kwargs["betas"] = tuple(o.get("betas", (0.9, 0.999)))
         if fused:
             kwargs["fused"] = True
+        elif foreach is not None:
+            kwargs["foreach"] = foreach
     return classes[o["name"]](model.parameters(), **kwargs)
 
 
@@ -302,7 +308,8 @@ def measure(args, device, build, amp: str, compiled: bool, label: str) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     rss_before = proc_status_kib("VmRSS")
     step, flop_step, info, keep = build()
-    out = {"amp": amp, "compile": compiled, **info}
+    out = {"amp": amp, "compile": (getattr(args, "compile_scope", "regional") if label == "banda" else True) if compiled else False,
+           **info}
     log(f"  {info['model']}: {info['params_m']} M parameters, amp {amp}, compile {compiled}")
     t0 = time.perf_counter()
     first = None
@@ -355,6 +362,11 @@ def measure(args, device, build, amp: str, compiled: bool, label: str) -> dict:
     del model, optimizer, scaler
     if not math.isfinite(out["final_loss"]):
         out["warning"] = "non-finite loss"
+    if args.count_launches:
+        try:
+            out.update(launches_per_step(step, device))
+        except Exception as e:
+            out["launches_error"] = f"{type(e).__name__}: {e}"
     if args.profile:
         try:
             out["profile"] = profile(step, args, device, label)
@@ -391,6 +403,27 @@ def profile(step, args, device, label: str) -> str:
     path.write_text(f"{label}: 3 training steps\n{table}\n")
     log(f"  profile written to {path}")
     return str(path)
+
+
+def launches_per_step(step, device) -> dict:
+    """One step under torch.profiler: ``launches`` (ATen operators and Inductor kernels, counted as
+    ``op_count.py`` does) and, on CUDA, ``cuda_kernels`` (the kernels the GPU ran) and
+    ``cuda_copies`` (memcpy/memset)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        step()
+        sync(device)
+    events = prof.events()
+    launches, host_reads = count_launches(events)
+    out = {"launches": sum(launches.values()), "host_reads": host_reads}
+    if device.type == "cuda":
+        gpu = [e for e in events if e.device_type == DeviceType.CUDA]
+        copies = sum(1 for e in gpu if "memcpy" in e.name.lower() or "memset" in e.name.lower())
+        out.update(cuda_kernels=len(gpu) - copies, cuda_copies=copies)
+    return out
 
 
 def count_flops(flop_step, step_s: float, args, device) -> dict:
@@ -435,6 +468,9 @@ def main() -> None:
     p.add_argument("--amp", default=None, choices=["bf16", "fp16", "off"],
                    help="banda's autocast (default bf16 on CUDA, off on CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile banda's model")
+    p.add_argument("--compile-scope", default="regional", choices=["regional", "model"],
+                   help="regional (default): the model's repeated blocks in place (model.compile_regions()), "
+                        "as train.compile does; model: the whole model")
     p.add_argument("--compile-mode", default="default",
                    help="torch.compile mode: default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs")
     p.add_argument("--fused-optimizer", action="store_true", help="Adam(fused=True) for both models")
@@ -452,6 +488,8 @@ def main() -> None:
     p.add_argument("--profile", metavar="PREFIX",
                    help="also profile 3 steps of each model; operator tables go to PREFIX_banda.txt, PREFIX_peer.txt")
     p.add_argument("--profile-rows", type=int, default=40, help="rows of the profile tables (default 40)")
+    p.add_argument("--count-launches", action="store_true",
+                   help="also count one step's operator launches (and CUDA kernels) under the profiler")
     p.add_argument("--small", action="store_true",
                    help="tiny sizes for a smoke run: D=32, one layer pair, 1 s chunks, batch 1, 1+2 steps")
     args = p.parse_args()
@@ -475,7 +513,7 @@ def main() -> None:
                 setattr(args, key, "off")
     if args.warmup < 1 or args.steps < 1:
         sys.exit("--warmup and --steps must be >= 1")
-    if device.type == "cuda":
+    if device.type == "cuda" and device.index is not None:  # set_device needs an index (torch 2.11 refuses "cuda")
         torch.cuda.set_device(device)
 
     result = {
