@@ -38,7 +38,8 @@ def test_overlap_add_identity_is_exact(length, segment, overlap):
     for batch_size in (1, 2, 3, 8):
         blocks, y = run(x, segment, overlap, batch_size)
         assert y.shape == (3, 2, length)
-        np.testing.assert_allclose(y, identity(x[None])[0], atol=1e-6, rtol=0)
+        # float32 on the device: exact where one segment covers a sample, a few ulp where windows meet
+        np.testing.assert_allclose(y, identity(x[None])[0], atol=1e-6, rtol=1e-6)
 
 
 def test_overlap_add_bad_overlap():

@@ -16,11 +16,16 @@ D=128, 8 time+band pairs, hidden 256, mask MLP 512; random weights) with
   interpreter's start, imports, ``load_model``, ``Separator`` set-up with the move to the device,
   ``separate_file``). This run comes first, so it also warms the file cache for the timed one;
 - ``inprocess_first_s`` / ``inprocess_s``: ``Separator.separate_file`` in this process with the
-  model already loaded and on the device: the first call, then the median of ``--repeats`` calls;
+  model already loaded and on the device: the first call, then the median of ``--repeats`` calls
+  (each writes new files: the previous call's outputs are removed first, untimed);
 - ``model_only_s``: the model's forward passes alone over as many batches of random segments
   already on the device (the compute floor of this batch size);
 - ``pipeline_overhead_s``: ``separate_file`` with a model that copies its input to every stem
-  (reading, host-device copies, overlap-add, quantisation, writing; no network).
+  (reading, host-device copies, overlap-add, quantisation, writing; no network), after a warm-up
+  call; with ``--overhead-only`` the median of ``--repeats`` calls and nothing else is timed
+  (no model is packed: quick on a CPU)::
+
+      OMP_NUM_THREADS=2 tools/venv/bin/python test/bench/separate_speed.py --device cpu --overhead-only --batch-size 4
 
 ``--amp bf16|fp16`` is passed to ``banda-separate --amp`` in the CLI runs and wraps the model in
 ``torch.autocast`` in this process. Target: ``<= 1.0 s`` on one H100 for the song
@@ -169,6 +174,16 @@ def make_archive(path: Path, config: Path, small: bool) -> dict:
             "stems": len(stems)}
 
 
+def config_stems(config: Path) -> dict:
+    """The stems and channel count of the recipe's model, without building it (``--overhead-only``)."""
+    sys.path.insert(0, str(REPO))
+    from banda.config import load_yaml
+
+    cfg = load_yaml(config)
+    return {"name": cfg["model"]["name"], "stem_names": list(cfg.get("stems", ["vocals", "drums", "bass", "other"])),
+            "channels": int(cfg.get("channels", 2))}
+
+
 def cli_args(model: Path, song: Path, out: Path, args, batch: int):
     return ["-m", str(model), str(song), "-o", str(out), "-d", args.device, "--segment", str(args.segment),
             "--overlap", str(args.overlap), "--batch-size", str(batch), "--amp", args.amp, "--no-progress"]
@@ -209,6 +224,14 @@ def cli_runs(model: Path, song: Path, work: Path, args, batch: int) -> dict:
     return res
 
 
+def clear(outputs: dict) -> None:
+    """Remove the previous call's outputs (untimed), so each timed call writes a new song's files
+    as the CLI runs do, not over old ones (on a file system mounted with ``discard`` replacing a
+    file waits for the old one's blocks to be trimmed)."""
+    for path in outputs.values():
+        Path(path).unlink(missing_ok=True)
+
+
 def sync(device: str) -> None:
     torch = _torch()
     if device.startswith("cuda"):
@@ -226,6 +249,7 @@ def inprocess_runs(model, song: Path, work: Path, args, batch: int, n_seg: int) 
         torch.cuda.reset_peak_memory_stats()
     times = []
     for i in range(1 + args.repeats):
+        clear(outputs)
         sync(args.device)
         t0 = time.perf_counter()
         sep.separate_file(song, outputs)
@@ -252,19 +276,33 @@ def inprocess_runs(model, song: Path, work: Path, args, batch: int, n_seg: int) 
         sync(args.device)
     res["model_only_s"] = round(time.perf_counter() - t0, 3)
 
-    # The pipeline without a network.
-    ident = Separator(identity_model(model.stems, model.in_channels), device=args.device, segment=args.segment,
-                      overlap=args.overlap, batch_size=batch, progress=False)
-    ident.separate_file(song, outputs)  # warm-up
-    t0 = time.perf_counter()
-    ident.separate_file(song, outputs)
-    sync(args.device)
-    res["pipeline_overhead_s"] = round(time.perf_counter() - t0, 3)
-    shutil.rmtree(out, ignore_errors=True)
+    res.update(overhead_runs(model.stems, model.in_channels, song, work, args, batch, repeats=1))
     res["realtime_factor"] = round(args.seconds / res["inprocess_s"], 1)
     log(f"  batch {batch}: in-process {res['inprocess_s']:.3f} s (first {res['inprocess_first_s']:.3f} s), "
         f"model only {res['model_only_s']:.3f} s, pipeline without model {res['pipeline_overhead_s']:.3f} s")
     return res
+
+
+def overhead_runs(stems, channels: int, song: Path, work: Path, args, batch: int, repeats: int) -> dict:
+    """``pipeline_overhead_s``: ``separate_file`` with a model that copies its input to every stem
+    (after one warm-up call; the median of ``repeats`` calls)."""
+    from banda.inference import Separator
+
+    out = work / f"overhead_bs{batch}"
+    outputs = {s: out / f"{s}.wav" for s in stems}
+    ident = Separator(identity_model(stems, channels), device=args.device, segment=args.segment,
+                      overlap=args.overlap, batch_size=batch, progress=False)
+    ident.separate_file(song, outputs)  # warm-up
+    times = []
+    for _ in range(repeats):
+        clear(outputs)
+        sync(args.device)
+        t0 = time.perf_counter()
+        ident.separate_file(song, outputs)
+        sync(args.device)
+        times.append(time.perf_counter() - t0)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"pipeline_overhead_s": round(statistics.median(times), 3)}
 
 
 def main() -> None:
@@ -280,6 +318,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed in-process calls after the first (default 3)")
     p.add_argument("--no-cli", action="store_true", help="skip the child-process runs")
     p.add_argument("--no-inprocess", action="store_true", help="skip the in-process runs")
+    p.add_argument("--overhead-only", action="store_true",
+                   help="time only pipeline_overhead_s (no model is packed or run; implies --no-cli; "
+                        "the median of --repeats calls)")
     p.add_argument("--workdir", help="where to put the song, the model and the outputs (default: a new temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--small", action="store_true",
@@ -305,9 +346,13 @@ def main() -> None:
         song, archive = work / "song.wav", work / "model.pth"
         t0 = time.perf_counter()
         write_song(song, args.seconds)
-        model_info = make_archive(archive, Path(args.config), args.small)
-        log(f"song ({args.seconds:g} s) and model ({model_info['params_m']} M parameters) ready in "
-            f"{time.perf_counter() - t0:.1f} s in {work}")
+        if args.overhead_only:
+            model_info = config_stems(Path(args.config))
+            log(f"song ({args.seconds:g} s) ready in {time.perf_counter() - t0:.1f} s in {work}")
+        else:
+            model_info = make_archive(archive, Path(args.config), args.small)
+            log(f"song ({args.seconds:g} s) and model ({model_info['params_m']} M parameters) ready in "
+                f"{time.perf_counter() - t0:.1f} s in {work}")
         seg = int(round(args.segment * RATE))
         ov = int(round(seg * args.overlap))  # as banda.inference.Separator counts segments
         n_seg = max(1, math.ceil((int(args.seconds * RATE) + 2 * ov - seg) / (seg - ov)) + 1)
@@ -323,7 +368,13 @@ def main() -> None:
             "runs": [],
         }
         runs = {b: {"batch_size": b} for b in batches}
-        if not args.no_cli:
+        if args.overhead_only:
+            log("pipeline without a network (in-process):")
+            for b in batches:
+                runs[b].update(overhead_runs(model_info["stem_names"], model_info["channels"], song, work, args, b,
+                                             args.repeats))
+                log(f"  batch {b}: pipeline without model {runs[b]['pipeline_overhead_s']:.3f} s")
+        elif not args.no_cli:
             log("CLI (child processes):")
             for b in batches:
                 try:
@@ -331,7 +382,7 @@ def main() -> None:
                 except Exception as e:  # report and go on with the other batch sizes
                     runs[b]["cli_error"] = f"{type(e).__name__}: {str(e)[-1500:]}"
                     log(f"  batch {b}: CLI failed: {e}")
-        if not args.no_inprocess:
+        if not args.no_inprocess and not args.overhead_only:
             log("in-process:")
             from banda.models import load_model
 
