@@ -36,11 +36,11 @@ bench() {
 case $what in
   all)      # the table, most wanted first; each part bounded so that the whole fits one call
             [ $# -eq 0 ] || { echo "all takes no further options" >&2; exit 2; }
-            bench separate_fp32 150 python3 "$here/separate_speed.py" --batch-size 16 --repeats 2
-            bench separate_bf16 60 python3 "$here/separate_speed.py" --amp bf16 --batch-size 64 --repeats 2 --no-cli
-            bench htdemucs 60 python3 "$here/peer_htdemucs.py" --repeats 2
-            bench train 150 python3 "$here/train_throughput.py" --count-launches --warmup 3 --steps 10
-            bench train_compile 170 python3 "$here/train_throughput.py" --compile --peer off --count-launches --warmup 3 --steps 10 ;;
+            bench separate_fp32 140 python3 "$here/separate_speed.py" --batch-size 16 --repeats 2
+            bench separate_bf16 50 python3 "$here/separate_speed.py" --amp bf16 --batch-size 64 --repeats 2 --no-cli
+            bench htdemucs 50 python3 "$here/peer_htdemucs.py" --repeats 2
+            bench train 130 python3 "$here/train_throughput.py" --count-launches --warmup 3 --steps 10
+            bench train_compile 160 python3 "$here/train_throughput.py" --compile --peer off --count-launches --warmup 3 --steps 10 ;;
   train)    bench train 590 python3 "$here/train_throughput.py" --count-launches --profile "$out/prof" "$@" ;;
   compile)  bench train_compile 590 python3 "$here/train_throughput.py" --compile --peer off --count-launches "$@" ;;
   separate) bench separate_fp32 400 python3 "$here/separate_speed.py" --batch-size 4,16,64 "$@"
