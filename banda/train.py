@@ -71,6 +71,7 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
         "compile": False,            # torch.compile the training forward (the first steps compile: minutes)
         "compile_mode": "default",   # torch.compile mode: default, reduce-overhead, max-autotune, ...
         "compile_scope": "regional",  # regional: the model's repeated blocks, each compiled once; model: all of it
+        "compile_memory_budget": 0.8,  # share of the activations compiled graphs keep (1: all they would; less: recompute)
     },
 }
 
@@ -124,7 +125,8 @@ COMPILE_SCOPES = ("regional", "model")
 # it a cosine schedule). A task adds its own (:attr:`banda.tasks.Task.resume_safe_keys`).
 RESUME_SAFE_KEYS = (
     "train.max_epochs", "train.device", "train.log_every", "train.audio_examples", "train.checkpoint_every_steps",
-    "train.early_stop_patience", "train.compile", "train.compile_mode", "train.compile_scope", "train.max_nonfinite",
+    "train.early_stop_patience", "train.compile", "train.compile_mode", "train.compile_scope", "train.compile_memory_budget",
+    "train.max_nonfinite",
 )
 
 
@@ -145,6 +147,7 @@ NUMERIC_RULES = {
     "train.keep_best": ("an integer >= 0", lambda v: v >= 0),
     "train.early_stop_patience": ("an integer >= 0 (0: off)", lambda v: v >= 0),
     "train.max_nonfinite": ("an integer >= 1", lambda v: v >= 1),
+    "train.compile_memory_budget": ("a number in (0, 1]", lambda v: 0 < v <= 1),
     "train.checkpoint_every_steps": ("an integer >= 0 (0: at epoch ends only)", lambda v: v >= 0),
     "train.audio_examples": ("an integer >= 0", lambda v: v >= 0),
 }
@@ -626,6 +629,9 @@ class Trainer:
                     find_unused_parameters=self.task.find_unused_parameters(name, model))
             if self.cfg["train"]["compile"]:
                 mode, regional = self.cfg["train"]["compile_mode"], self.cfg["train"]["compile_scope"] == "regional"
+                # AOTAutograd's partitioner: the share of the activations the compiled graphs may keep
+                # (a process-wide setting, read when they compile)
+                torch._functorch.config.activation_memory_budget = float(self.cfg["train"]["compile_memory_budget"])
                 if regional and callable(getattr(model, "compile_regions", None)):
                     # The repeated blocks, compiled in place: one compilation each, shared by their repeats.
                     model.compile_regions(mode=mode)

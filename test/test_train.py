@@ -361,7 +361,13 @@ def state_dict_of_fresh_model(cfg):
     return build_model(cfg["model"]["name"], params).state_dict()
 
 
-def test_compile_mode_is_checked(tiny_data_dirs, tmp_path):
-    cfg = train_config(tiny_data_dirs, train={"compile": True, "compile_mode": "fastest"})
-    with pytest.raises(BandaError, match="train.compile_mode must be one of default"):
+@pytest.mark.parametrize("key,value,message", [
+    ("compile_mode", "fastest", "train.compile_mode must be one of default"),
+    ("compile_scope", "layers", "train.compile_scope must be one of regional, model"),
+    ("compile_memory_budget", 0, r"train.compile_memory_budget must be a number in \(0, 1\]"),
+    ("compile_memory_budget", 1.5, r"train.compile_memory_budget must be a number in \(0, 1\]"),
+])
+def test_compile_options_are_checked(tiny_data_dirs, tmp_path, key, value, message):
+    cfg = train_config(tiny_data_dirs, train={"compile": True, key: value})
+    with pytest.raises(BandaError, match=message):
         Trainer(cfg, tmp_path / "exp").fit()

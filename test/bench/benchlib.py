@@ -195,17 +195,19 @@ def count_launches(events):
     """``(launches by name, host reads)`` from a profile's CPU events: ATen operators called from
     Python or autograd that run a kernel (or contain one that does), and kernels Inductor
     generated (``cpp_fused_*``, ``triton_*``); ``_local_scalar_dense`` counted apart as host
-    reads. See ``op_count.py``."""
-    children = collections.defaultdict(list)
-    for e in events:
-        if e.cpu_parent is not None:
-            children[e.cpu_parent.id].append(e)
+    reads. Device-side events (a GPU's kernels) are not counted here. See ``op_count.py``."""
+    from torch.autograd import DeviceType
 
-    def works(e) -> bool:
+    events = [e for e in events if e.device_type == DeviceType.CPU]
+    has_children = {e.cpu_parent.id for e in events if e.cpu_parent is not None}
+    works = set()  # ids of events that are, or contain, an operator running a kernel
+    for e in events:
         op = aten_name(e.name)
-        if op is not None and op not in NO_KERNEL and not children[e.id]:
-            return True
-        return any(works(c) for c in children[e.id])
+        if op is not None and op not in NO_KERNEL and e.id not in has_children:
+            node = e
+            while node is not None and node.id not in works:
+                works.add(node.id)
+                node = node.cpu_parent
 
     def under_aten(e) -> bool:
         p = e.cpu_parent
@@ -222,6 +224,6 @@ def count_launches(events):
             host_reads += 1
         elif is_kernel(e.name):
             launches["inductor kernel"] += 1
-        elif op is not None and not under_aten(e) and works(e):
+        elif op is not None and e.id in works and not under_aten(e):
             launches[op] += 1
     return launches, host_reads

@@ -151,6 +151,7 @@ def build_banda(args, device):
     net = model
     if args.compile:
         mode = None if args.compile_mode == "default" else args.compile_mode
+        torch._functorch.config.activation_memory_budget = getattr(args, "compile_memory_budget", 1.0)
         if getattr(args, "compile_scope", "regional") == "regional":  # as banda.train's train.compile_scope
             model.compile_regions(mode=mode)
         else:
@@ -310,6 +311,8 @@ def measure(args, device, build, amp: str, compiled: bool, label: str) -> dict:
     step, flop_step, info, keep = build()
     out = {"amp": amp, "compile": (getattr(args, "compile_scope", "regional") if label == "banda" else True) if compiled else False,
            **info}
+    if compiled and label == "banda":
+        out["compile_memory_budget"] = args.compile_memory_budget
     log(f"  {info['model']}: {info['params_m']} M parameters, amp {amp}, compile {compiled}")
     t0 = time.perf_counter()
     first = None
@@ -468,6 +471,8 @@ def main() -> None:
     p.add_argument("--amp", default=None, choices=["bf16", "fp16", "off"],
                    help="banda's autocast (default bf16 on CUDA, off on CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile banda's model")
+    p.add_argument("--compile-memory-budget", type=float, default=0.8,
+                   help="AOTAutograd's activation memory budget in (0, 1] (train.compile_memory_budget; default 0.8)")
     p.add_argument("--compile-scope", default="regional", choices=["regional", "model"],
                    help="regional (default): the model's repeated blocks in place (model.compile_regions()), "
                         "as train.compile does; model: the whole model")
