@@ -247,14 +247,7 @@ def inprocess_runs(model, song: Path, work: Path, args, batch: int, n_seg: int) 
     sep = Separator(model, device=args.device, segment=args.segment, overlap=args.overlap, batch_size=batch, progress=False)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for i in range(1 + args.repeats):
-        clear(outputs)
-        sync(args.device)
-        t0 = time.perf_counter()
-        sep.separate_file(song, outputs)
-        sync(args.device)
-        times.append(time.perf_counter() - t0)
+    times = timed_calls(sep, song, outputs, 1 + args.repeats, args.device)
     res = {"inprocess_first_s": round(times[0], 3), "inprocess_s": round(statistics.median(times[1:]), 3),
            "inprocess_min_s": round(min(times[1:]), 3)}
     if args.device.startswith("cuda"):
@@ -293,16 +286,23 @@ def overhead_runs(stems, channels: int, song: Path, work: Path, args, batch: int
     ident = Separator(identity_model(stems, channels), device=args.device, segment=args.segment,
                       overlap=args.overlap, batch_size=batch, progress=False)
     ident.separate_file(song, outputs)  # warm-up
-    times = []
-    for _ in range(repeats):
-        clear(outputs)
-        sync(args.device)
-        t0 = time.perf_counter()
-        ident.separate_file(song, outputs)
-        sync(args.device)
-        times.append(time.perf_counter() - t0)
+    times = timed_calls(ident, song, outputs, repeats, args.device)
     shutil.rmtree(out, ignore_errors=True)
     return {"pipeline_overhead_s": round(statistics.median(times), 3)}
+
+
+def timed_calls(sep, song: Path, outputs, n: int, device: str) -> list:
+    """Seconds of ``n`` calls of ``sep.separate_file(song, outputs)``, each writing new files (the
+    previous outputs removed before it, untimed)."""
+    times = []
+    for _ in range(n):
+        clear(outputs)
+        sync(device)
+        t0 = time.perf_counter()
+        sep.separate_file(song, outputs)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 def main() -> None:
