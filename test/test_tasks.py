@@ -102,7 +102,7 @@ def test_sigkill_mid_training_resumes_to_the_uninterrupted_run(tmp_path):
     step_file = tmp_path / "step"
     proc = train(cfg, tmp_path / "b", env={"TOY_STEP_FILE": step_file, "TOY_STEP_SLEEP": "0.2"}, wait=False)
     deadline = time.time() + 120
-    while time.time() < deadline and not (step_file.exists() and step_file.read_text() and int(step_file.read_text()) >= 6):
+    while time.time() < deadline and not (step_file.exists() and int(step_file.read_text() or -1) >= 6):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)

@@ -50,7 +50,10 @@ class ToyGan(Task):
 
     def train_step(self, nets, batch, step, autocast):
         if os.environ.get("TOY_STEP_FILE"):  # lets a test kill the run mid-training
-            Path(os.environ["TOY_STEP_FILE"]).write_text(str(step))
+            step_file = Path(os.environ["TOY_STEP_FILE"])
+            tmp = step_file.with_name(step_file.name + ".tmp")
+            tmp.write_text(str(step))
+            tmp.replace(step_file)  # atomic: a reader never sees the file empty
             if os.environ.get("TOY_STEP_SLEEP"):
                 import time
 

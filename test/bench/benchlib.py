@@ -179,6 +179,8 @@ NO_KERNEL = {
     "result_type", "is_same_size", "is_nonzero", "set_", "resize_", "to", "contiguous", "flatten", "unflatten",
     "movedim", "numpy_T", "real", "imag", "_neg_view", "_conj", "conj", "diagonal", "unfold", "_has_compatible_shallow_copy_type",
     "_local_scalar_dense", "item", "dim", "size", "stride", "record_stream",
+    # composites that return their input when they call nothing (dropout with p = 0 or in eval)
+    "dropout", "feature_dropout", "alpha_dropout",
 }
 HOST_READS = {"_local_scalar_dense"}
 

@@ -15,8 +15,8 @@ What is counted as one launch:
 
 - an ATen operator called from Python or autograd (not from inside another ATen operator) that
   does work: its own kernel, or any kernel-running operator beneath it. Operators that only
-  make views or allocate (``view``, ``permute``, ``slice``, ``empty``, ...), and ``to`` or
-  ``contiguous`` calls that return their input, launch nothing;
+  make views or allocate (``view``, ``permute``, ``slice``, ``empty``, ...), and ``to``,
+  ``contiguous`` or ``dropout`` calls that return their input, launch nothing;
 - a kernel Inductor generated for a compiled region (``cpp_fused_*`` on CPU, ``triton_*`` on a
   GPU), counted by its profiler record (``torch._inductor.config.cpp.enable_kernel_profile``);
 - not counted but reported: ``host_reads`` (``_local_scalar_dense``: Adam's step counters are
