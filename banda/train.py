@@ -47,7 +47,7 @@ from . import fileio
 from .config import check_numbers, dump_yaml, load_yaml, merge_strict, pair, parse_overrides, to_plain
 from .device import amp_dtype, auto_amp, resolve_device
 from .errors import BandaError, ConfigError
-from .models import read_archive, safe_torch_load
+from .models import read_archive, safe_torch_load, upgrade_optimizer_state
 from .tasks import DEFAULT_TASK, TASKS
 
 log = logging.getLogger("banda.train")
@@ -415,6 +415,9 @@ class Trainer:
             raise BandaError(f"{path}: was written for a different model config; {hint}")
         self._check_resume_config(path, ckpt.get("config"), hint)
         try:
+            for name, model in self.models.items():  # a run begun before band-split models grouped their bands
+                if name in ckpt["optimizers"] and name in self.optimizers and isinstance(ckpt["models"].get(name), dict):
+                    ckpt["optimizers"][name] = upgrade_optimizer_state(model, ckpt["models"][name], ckpt["optimizers"][name])
             for key, objects in (("models", self.models), ("optimizers", self.optimizers), ("schedulers", self.schedulers),
                                  ("scalers", self.scalers)):
                 if set(ckpt[key]) != set(objects):

@@ -8,7 +8,7 @@ Open-Unmix model folder (``separator.json`` + ``<target>.pth`` + ``<target>.json
 """
 import datetime
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -113,16 +113,58 @@ def model_from_archive(archive: Dict[str, Any], where="model archive") -> torch.
     return model
 
 
-def upgrade_state_dict(model: torch.nn.Module, state: Dict[str, Any]) -> Dict[str, Any]:
-    """``state`` (a copy) with the entries of an earlier parameter layout converted to ``model``'s:
-    each submodule with an ``upgrade_state_dict(state, prefix)`` method converts its own (the
-    per-band layers that band-split models now store grouped, see :mod:`banda.models.bandit`)."""
-    state = dict(state)
+def legacy_sources(model: torch.nn.Module) -> Dict[str, List[str]]:
+    """``model``'s parameters that an earlier layout stored as several entries: grouped name ->
+    the earlier names, in stacking order (band-split models' per-band layers, which they now
+    store grouped: :meth:`banda.models.bandit.BandSplit.legacy_sources`)."""
+    sources: Dict[str, List[str]] = {}
     for name, module in model.named_modules():
-        upgrade = getattr(module, "upgrade_state_dict", None)
-        if callable(upgrade) and module is not model:
-            upgrade(state, name + "." if name else "")
+        method = getattr(module, "legacy_sources", None)
+        if callable(method) and module is not model:
+            sources.update(method(name + "." if name else ""))
+    return sources
+
+
+def upgrade_state_dict(model: torch.nn.Module, state: Dict[str, Any]) -> Dict[str, Any]:
+    """``state`` (a copy) with the entries of an earlier parameter layout converted to ``model``'s."""
+    from .bandit import upgrade_entries
+
+    state = dict(state)
+    upgrade_entries(state, legacy_sources(model))
     return state
+
+
+def upgrade_optimizer_state(model: torch.nn.Module, model_state: Dict[str, Any], optim_state: Dict[str, Any]) -> Dict[str, Any]:
+    """An optimizer's ``state_dict`` saved with ``model_state`` in an earlier parameter layout,
+    converted to ``model``'s (a copy; the same state unless ``model_state`` has that layout).
+
+    The saved optimizer indexes the parameters in the order of ``model_state``'s parameter
+    entries; each grouped parameter's per-element state (Adam's moments) is the stack of its
+    sources', its step count theirs. One parameter group only (banda's optimizers have one)."""
+    sources = legacy_sources(model)
+    old_names = {o for olds in sources.values() for o in olds}
+    if not any(k in old_names for k in model_state):
+        return optim_state
+    own = [name for name, _ in model.named_parameters()]
+    params = set(own) | old_names
+    order = [k for k in model_state if k in params]       # the saved optimizer's parameter order
+    groups = optim_state["param_groups"]
+    if len(groups) != 1 or len(groups[0]["params"]) != len(order):
+        raise ValueError("the optimizer state does not match the model's earlier parameter layout")
+    index = dict(zip(order, groups[0]["params"]))
+    old_state = optim_state["state"]
+    state = {}
+    for i, name in enumerate(own):
+        if name not in sources:
+            if index[name] in old_state:
+                state[i] = old_state[index[name]]
+            continue
+        parts = [old_state.get(index[o]) for o in sources[name]]
+        if any(p is None for p in parts):
+            continue  # no state yet (no step taken)
+        state[i] = {key: (torch.stack([p[key] for p in parts]) if torch.is_tensor(value) and value.dim() > 0 else value)
+                    for key, value in parts[0].items()}
+    return {"state": state, "param_groups": [dict(groups[0], params=list(range(len(own))))]}
 
 
 def _check_stem_names(stems, where) -> None:

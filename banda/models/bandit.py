@@ -43,6 +43,14 @@ def _inverse(order: List[int]) -> Optional[List[int]]:
     return inv
 
 
+def upgrade_entries(state: Dict[str, Any], sources: Dict[str, List[str]]) -> None:
+    """Replace, in place, each complete set of per-band entries of ``state`` by their stack under
+    the grouped name (``sources``: grouped name -> per-band names); others are left alone."""
+    for name, olds in sources.items():
+        if all(o in state for o in olds):
+            state[name] = torch.stack([state.pop(o) for o in olds])
+
+
 class GroupedNorm(nn.Module):
     """LayerNorms of equal width, one per band, as one module: ``(bands, rows, features)`` ->
     the same, each band with its own affine ``weight``/``bias`` ``(bands, features)``."""
@@ -82,7 +90,7 @@ class BandSplit(nn.Module):
     The bands of equal width share one :class:`GroupedNorm` and one :class:`GroupedLinear`
     (``groups.<g>.norm``, ``groups.<g>.proj``): one batched product per width, not one per band.
     The result is each band's own LayerNorm + Linear. Checkpoints of the per-band layout
-    (``layers.<band>.0|1.weight|bias``) load unchanged (:meth:`_load_from_state_dict`).
+    (``layers.<band>.0|1.weight|bias``) load unchanged (:meth:`legacy_sources`).
     """
 
     def __init__(self, ranges, channels: int, dim: int):
@@ -113,22 +121,16 @@ class BandSplit(nn.Module):
                         "weight": group.proj.weight[j], "bias": group.proj.bias[j]}
         raise IndexError(band)
 
-    def upgrade_state_dict(self, state: Dict[str, torch.Tensor], prefix: str = "") -> None:
-        """Convert, in place, this module's per-band entries (``<prefix>layers.<band>.0|1.weight|bias``,
-        the layout before the grouping) of ``state`` to the grouped ones; others are left alone."""
-        old = {i: [f"{prefix}layers.{i}.{m}.{n}" for m, n in ((0, "weight"), (0, "bias"), (1, "weight"), (1, "bias"))]
-               for i in range(len(self.ranges))}
-        if old[0][0] not in state:
-            return
-        for g, (w, idx) in enumerate(self.widths):
-            for k, name in enumerate(("norm.weight", "norm.bias", "proj.weight", "proj.bias")):
-                state[f"{prefix}groups.{g}.{name}"] = torch.stack([state[old[i][k]] for i in idx])
-        for keys in old.values():
-            for key in keys:
-                state.pop(key, None)
+    def legacy_sources(self, prefix: str = "") -> Dict[str, List[str]]:
+        """Each grouped parameter's per-band sources in the layout before the grouping
+        (``<prefix>layers.<band>.0|1.weight|bias``), stacked in its band order."""
+        old = ((0, "weight"), (0, "bias"), (1, "weight"), (1, "bias"))
+        return {f"{prefix}groups.{g}.{name}": [f"{prefix}layers.{i}.{m}.{n}" for i in idx]
+                for g, (w, idx) in enumerate(self.widths)
+                for name, (m, n) in zip(("norm.weight", "norm.bias", "proj.weight", "proj.bias"), old)}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        self.upgrade_state_dict(state_dict, prefix)
+        upgrade_entries(state_dict, self.legacy_sources(prefix))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
@@ -160,7 +162,7 @@ class MaskDecoder(nn.Module):
     The first LayerNorm and Linear of all bands run as one batched product (``norm``,
     ``hidden``: :class:`GroupedNorm`, :class:`GroupedLinear`), the last Linear as one per band
     width (``out.<g>``). Checkpoints of the per-band layout (``mlps.<band>.0|1|3.weight|bias``)
-    load unchanged (:meth:`_load_from_state_dict`).
+    load unchanged (:meth:`legacy_sources`).
     """
 
     def __init__(self, ranges, weights: torch.Tensor, channels: int, dim: int, hidden: int, complex_mask: bool,
@@ -207,28 +209,20 @@ class MaskDecoder(nn.Module):
                 return dict(params, out_weight=layer.weight[j], out_bias=layer.bias[j])
         raise IndexError(band)
 
-    def upgrade_state_dict(self, state: Dict[str, torch.Tensor], prefix: str = "") -> None:
-        """Convert, in place, this module's per-band entries (``<prefix>mlps.<band>.0|1|3.weight|bias``,
-        the layout before the grouping) of ``state`` to the grouped ones; others are left alone."""
-        def old(i, m, n):
-            return f"{prefix}mlps.{i}.{m}.{n}"
-
-        n_bands = len(self.ranges)
-        if old(0, 0, "weight") not in state:
-            return
-        for name, m, n in (("norm.weight", 0, "weight"), ("norm.bias", 0, "bias"),
-                           ("hidden.weight", 1, "weight"), ("hidden.bias", 1, "bias")):
-            state[prefix + name] = torch.stack([state[old(i, m, n)] for i in range(n_bands)])
+    def legacy_sources(self, prefix: str = "") -> Dict[str, List[str]]:
+        """Each grouped parameter's per-band sources in the layout before the grouping
+        (``<prefix>mlps.<band>.0|1|3.weight|bias``), stacked in its band order."""
+        every = range(len(self.ranges))
+        sources = {prefix + name: [f"{prefix}mlps.{i}.{m}.{n}" for i in every]
+                   for name, m, n in (("norm.weight", 0, "weight"), ("norm.bias", 0, "bias"),
+                                      ("hidden.weight", 1, "weight"), ("hidden.bias", 1, "bias"))}
         for g, (w, idx) in enumerate(self.widths):
             for n in ("weight", "bias"):
-                state[f"{prefix}out.{g}.{n}"] = torch.stack([state[old(i, 3, n)] for i in idx])
-        for i in range(n_bands):
-            for m in (0, 1, 3):
-                for n in ("weight", "bias"):
-                    state.pop(old(i, m, n), None)
+                sources[f"{prefix}out.{g}.{n}"] = [f"{prefix}mlps.{i}.3.{n}" for i in idx]
+        return sources
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        self.upgrade_state_dict(state_dict, prefix)
+        upgrade_entries(state_dict, self.legacy_sources(prefix))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, z: torch.Tensor, n_freq: int) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Writes ``band_checkpoints.pt``: small Bandit checkpoints in the per-band parameter layout of
 commit 2a63e0e (``band_split.layers.<band>.*``, ``decoders.<stem>.mlps.<band>.*``), with each
-model's output on a fixed input and its weights after three training steps (each state dict
+model's output on a fixed input and its weights and Adam moments (``adam``: ``<index>.exp_avg``,
+``<index>.exp_avg_sq`` in the optimizer's parameter order) after three training steps (each state dict
 stored flat: ``keys``, ``shapes``, ``flat``), so that ``test/test_band_groups.py`` can check
 that the grouped layout loads them and gives the same outputs and the same trained weights. Run from a checkout of that commit:
 
@@ -48,8 +49,11 @@ def main(out):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             losses.append(loss.item())
+        optim = opt.state_dict()
+        moments = {f"{i}.{name}": optim["state"][i][name] for i in optim["param_groups"][0]["params"]
+                   for name in ("exp_avg", "exp_avg_sq")}
         fixtures[key] = {"archive": archive, "mix": mix, "target": target, "output": output,
-                         "trained": flat(model.state_dict()),
+                         "trained": flat(model.state_dict()), "adam": flat(moments),
                          "losses": torch.tensor(losses)}
     torch.save(fixtures, out)
 
