@@ -43,6 +43,21 @@ def per_band_state(model):
     return state
 
 
+def train_three_steps(model, fx):
+    """The fixture's training (make_band_checkpoints.py): Adam 1e-2, L1, clipping at 5."""
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(3):
+        loss = (model(fx["mix"]) - fx["target"]).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        losses.append(loss.item())
+    return opt, losses
+
+
 @pytest.mark.parametrize("key", sorted(FIXTURES))
 def test_per_band_checkpoint_loads_with_same_output(key, tmp_path):
     fx = FIXTURES[key]
@@ -72,16 +87,7 @@ def test_same_seed_same_init_and_same_trained_weights(key):
     init = unflatten(fx["archive"]["state_dict"])
     for name, value in per_band_state(model).items():
         assert torch.equal(value, init[name]), name
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(3):
-        loss = (model(fx["mix"]) - fx["target"]).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        losses.append(loss.item())
+    opt, losses = train_three_steps(model, fx)
     torch.testing.assert_close(torch.tensor(losses), fx["losses"], rtol=1e-5, atol=1e-6)
     trained = unflatten(fx["trained"])
     for name, value in per_band_state(model).items():
@@ -117,13 +123,7 @@ def test_per_band_adam_state_converts(key):
     torch.manual_seed(0)
     model = build_model("bandit", params)
     converted = upgrade_optimizer_state(model, old_state, saved)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(3):
-        loss = (model(fx["mix"]) - fx["target"]).abs().mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
+    opt, _ = train_three_steps(model, fx)
     ours = opt.state_dict()["state"]
     assert sorted(converted["state"]) == sorted(ours) and converted["param_groups"][0]["params"] == list(range(len(ours)))
     for i, name in enumerate(n for n, _ in model.named_parameters()):
