@@ -847,8 +847,7 @@ class Separator:
         return self._forward(torch.from_numpy(chunks).to(self.device), stem_index).cpu().numpy()
 
     def _n_segments(self, length: int) -> int:
-        ov = int(round(self.segment * self.overlap))
-        return max(1, math.ceil((length + 2 * ov - self.segment) / (self.segment - ov)) + 1)
+        return _segmentation(length, self.segment, self.overlap)[2]
 
     def _source(self, read: Callable[[int, int], np.ndarray], length: int, channels: int, alloc: Alloc,
                 scale: float = 1.0) -> _Source:
@@ -955,7 +954,7 @@ class Separator:
             self._stem_index([s for s in stems if s != complement.name])
             gains = complement.gain_vector(self.stems)
         model_stems = list(self.stems) if complement is not None else stems
-        idx = self._stem_index(model_stems)
+        self._stem_index(model_stems)  # every named stem is the model's
         check_output_format(path, fmt, bit_depth, info.sample_rate)
         subtype = BIT_DEPTH_SUBTYPES[fmt][bit_depth]
         integer = subtype.startswith("PCM")
@@ -965,7 +964,7 @@ class Separator:
         needs_resample = info.sample_rate != self.sample_rate
         new_dirs = _missing_dirs(outputs.values())
         try:
-            self._separate_file(path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped,
+            self._separate_file(path, info, outputs, stems, fmt, subtype, integer, needs_resample, clip, clipped,
                                 peaks, model_stems, complement, gains)
         except BaseException:
             for d in new_dirs:  # folders this call created (deepest first), if left empty
@@ -975,7 +974,7 @@ class Separator:
         return clipped
 
     @torch.inference_mode()
-    def _separate_file(self, path, info, outputs, stems, idx, fmt, subtype, integer, needs_resample, clip, clipped,
+    def _separate_file(self, path, info, outputs, stems, fmt, subtype, integer, needs_resample, clip, clipped,
                        peaks, model_stems, complement, gains):
         # With resampling, a ``mixture`` complement is staged as its change sum (g - 1) stem, resampled
         # back and added to the original file (see separate_file). A change that is minus one staged
